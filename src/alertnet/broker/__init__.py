@@ -1,0 +1,1 @@
+"""MQTT brokers alertnet runs or configures: the embedded trial broker and Mosquitto's files."""

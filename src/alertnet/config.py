@@ -1,0 +1,59 @@
+"""Runtime settings, read from ``ALERTNET_*`` environment variables (DESIGN §5)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Names and defaults are part of the contract."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERTNET_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./alertnet.db"
+    mqtt_url: str = EMBEDDED
+    serial: str = ""
+    offer_timeout_s: float = Field(default=30.0, gt=0)
+    log_level: str = "INFO"
+
+    # Extensions beyond DESIGN §5 (new names only, defaults that work out of the box).
+    mqtt_client_id: str = "alertnet-ingest"
+    embedded_mqtt_port: int = 1883
+    batch_max_messages: int = Field(default=200, ge=1)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0)
+    supervision_check_s: float = Field(default=30.0, gt=0)
+    supervision_grace_s: float = Field(default=120.0, ge=0)
+    dispatch_tick_s: float = Field(default=1.0, gt=0)
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept the plain scheme names operators type and pick the async driver."""
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def mqtt_embedded(self) -> bool:
+        return self.mqtt_url in ("", EMBEDDED)
+
+    @cached_property
+    def serial_ports(self) -> dict[str, str]:
+        """``gw-1=/dev/ttyUSB0,gw-2=/dev/ttyUSB1`` → {gateway_id: path}; a bare path is an id."""
+        ports: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.serial.split(","))):
+            gateway_id, sep, path = item.partition("=")
+            ports[gateway_id if sep else item] = path if sep else item
+        return ports

@@ -1,0 +1,52 @@
+"""Every ORM model of alertnet (DESIGN §3); migrations import ``Base.metadata`` from here."""
+
+from alertnet.models.alerts import Alert, AlertAudit, Event, Offer, Post, Reception
+from alertnet.models.base import (
+    OPEN_ALERT_STATES,
+    AlertCategory,
+    AlertState,
+    Base,
+    DeviceKind,
+    DeviceStatus,
+    OfferState,
+    PostStatus,
+    Risk,
+    Role,
+    Site,
+    Transport,
+    UTCDateTime,
+    utcnow,
+)
+from alertnet.models.network import Device, Gateway, Mahalla
+from alertnet.models.people import ApiToken, User
+from alertnet.models.records import FeedItem, Quarantine
+
+__all__ = [
+    "OPEN_ALERT_STATES",
+    "Alert",
+    "AlertAudit",
+    "AlertCategory",
+    "AlertState",
+    "ApiToken",
+    "Base",
+    "Device",
+    "DeviceKind",
+    "DeviceStatus",
+    "Event",
+    "FeedItem",
+    "Gateway",
+    "Mahalla",
+    "Offer",
+    "OfferState",
+    "Post",
+    "PostStatus",
+    "Quarantine",
+    "Reception",
+    "Risk",
+    "Role",
+    "Site",
+    "Transport",
+    "UTCDateTime",
+    "User",
+    "utcnow",
+]
