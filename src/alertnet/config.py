@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     # Extensions beyond DESIGN §5 (new names only, defaults that work out of the box).
     mqtt_client_id: str = "alertnet-ingest"
+    mqtt_share_group: str = ""
     embedded_mqtt_port: int = 1883
     batch_max_messages: int = Field(default=200, ge=1)
     batch_max_wait_ms: float = Field(default=5.0, ge=0)
