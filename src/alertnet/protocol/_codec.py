@@ -39,7 +39,7 @@ def is_lower_eui(value: object) -> bool:
     return isinstance(value, str) and _EUI_LOWER.fullmatch(value) is not None
 
 
-def normalize_eui(value: str) -> str:
+def normalize_eui(value: object) -> str:
     """Return the canonical (lowercase) EUI for 16 hex characters in any case.
 
     Raises ``DecodeError(BAD_FIELD)`` for anything else.
@@ -54,7 +54,9 @@ def check_int(
 ) -> int:
     """Return ``value`` if it is a real ``int`` (not ``bool``) in ``low..high``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DecodeError(reason, f"{what} must be an integer in {low}..{high}, got {describe(value)}")
+        raise DecodeError(
+            reason, f"{what} must be an integer in {low}..{high}, got {describe(value)}"
+        )
     return value
 
 
@@ -64,7 +66,9 @@ def check_float(value: object, low: float, high: float, what: str) -> float:
         raise DecodeError(Reason.BAD_FIELD, f"{what} must be a number, got {describe(value)}")
     number = float(value) if isinstance(value, float) else _int_to_float(value, what)
     if not math.isfinite(number) or not low <= number <= high:
-        raise DecodeError(Reason.BAD_FIELD, f"{what} must be in {low}..{high}, got {describe(value)}")
+        raise DecodeError(
+            Reason.BAD_FIELD, f"{what} must be in {low}..{high}, got {describe(value)}"
+        )
     return number
 
 

@@ -14,23 +14,25 @@ __all__ = ["DecodeError", "Reason"]
 class Reason(StrEnum):
     """A quarantine reason; the value is what the quarantine table stores."""
 
-    BAD_LENGTH = "bad_length"
-    BAD_VERSION = "bad_version"
-    BAD_FLAGS = "bad_flags"
-    BAD_FIELD = "bad_field"
-    UNKNOWN_EVENT = "unknown_event"
-    MALFORMED_JSON = "malformed_json"
-    BAD_MIC = "bad_mic"
+    BAD_LENGTH = "bad_length"  # a frame of the wrong size (or an absurdly large payload)
+    BAD_VERSION = "bad_version"  # version byte / "v" is not protocol v1
+    BAD_FLAGS = "bad_flags"  # flag bits other than retransmission and drill
+    BAD_FIELD = "bad_field"  # a field of the wrong type or out of range
+    UNKNOWN_EVENT = "unknown_event"  # an event code or name not in the table
+    MALFORMED_JSON = "malformed_json"  # not UTF-8 JSON, not an object, or keys missing
+    BAD_MIC = "bad_mic"  # the MIC does not match the device key
     UNKNOWN_DEVICE = "unknown_device"
     DISABLED_DEVICE = "disabled_device"
-    EUI_MISMATCH = "eui_mismatch"
-    REPLAY = "replay"
+    EUI_MISMATCH = "eui_mismatch"  # the topic's EUI is not the frame's
+    REPLAY = "replay"  # a counter below the anti-replay window
     BAD_TOPIC = "bad_topic"
-    BAD_LINE = "bad_line"
-    LINE_TOO_LONG = "line_too_long"
-    BAD_HEX = "bad_hex"
-    LENGTH_MISMATCH = "length_mismatch"
-    MODULE_ERROR = "module_error"
+    BAD_LINE = "bad_line"  # a serial line not understood
+    LINE_TOO_LONG = "line_too_long"  # a serial line over MAX_LINE_BYTES
+    BAD_HEX = "bad_hex"  # frame data that is not even-length hex
+    LENGTH_MISMATCH = "length_mismatch"  # a +RCV length field that is not the data's length
+    MODULE_ERROR = "module_error"  # an unsolicited +ERR=<n> from the LoRa module
+    # Not a decoding verdict: input that made the ingest transaction fail repeatedly.
+    PROCESSING_ERROR = "processing_error"
 
 
 class DecodeError(ValueError):
