@@ -52,9 +52,10 @@ async def test_three_retries_and_a_json_copy_give_one_alert_and_four_acks(
         await create_device(session, eui=EUI, key=KEY)
     press = Uplink.build(KEY, EUI, 42, EventCode.PANIC, battery=87)
     address = BrokerAddress.parse(mosquitto.url)
-    async with running_runtime(db_url, mosquitto.url), aiomqtt.Client(
-        address.host, address.port, identifier="device-70b3"
-    ) as device:
+    async with (
+        running_runtime(db_url, mosquitto.url),
+        aiomqtt.Client(address.host, address.port, identifier="device-70b3") as device,
+    ):
         await device.subscribe(down_topic(EUI), qos=1)
         for payload in [press.to_bytes()] * 3 + [press.to_json()]:
             await device.publish(up_topic(EUI), payload, qos=1)
@@ -87,9 +88,10 @@ async def test_bad_topic_and_garbage_are_quarantined_and_ingest_goes_on(
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
     address = BrokerAddress.parse(mosquitto.url)
-    async with running_runtime(db_url, mosquitto.url) as runtime, aiomqtt.Client(
-        address.host, address.port, identifier="noisy"
-    ) as device:
+    async with (
+        running_runtime(db_url, mosquitto.url) as runtime,
+        aiomqtt.Client(address.host, address.port, identifier="noisy") as device,
+    ):
         await device.publish("alertnet/v1/up/NOT-AN-EUI", b"x", qos=1)
         await device.publish(up_topic(EUI), b"\xff" * 5, qos=1)
         await device.publish("alertnet/v1/gw/gw-9/rx", b"{not json", qos=1)

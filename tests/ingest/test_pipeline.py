@@ -187,7 +187,9 @@ async def test_counter_below_the_window_is_a_replay_unless_the_event_is_stored(
         (lambda good: RawUplink(good.to_bytes()[:-1], Transport.MQTT), "bad_length"),
         (lambda good: RawUplink(b"\x02" + good.to_bytes()[1:], Transport.MQTT), "bad_version"),
         (
-            lambda good: RawUplink(good.to_bytes()[:13] + b"\x7f" + good.to_bytes()[14:], Transport.MQTT),
+            lambda good: RawUplink(
+                good.to_bytes()[:13] + b"\x7f" + good.to_bytes()[14:], Transport.MQTT
+            ),
             "unknown_event",
         ),
         (lambda good: RawUplink(good.to_bytes()[:-1] + b"\x00", Transport.MQTT), "bad_mic"),
