@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,6 @@ from alertnet.protocol import (
     EventCode,
     Uplink,
     decode_downlink,
-    down_topic,
     parse_topic,
     up_topic,
 )
