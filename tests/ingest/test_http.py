@@ -1,0 +1,90 @@
+"""``POST /api/v1/uplinks``: binary or JSON in, the signed ack out in the same form, 422 if bad."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import httpx
+import pytest_asyncio
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alertnet.app import create_app
+from alertnet.config import Settings
+from alertnet.db import unit_of_work
+from alertnet.models import Alert, Event, Quarantine
+from alertnet.protocol import AckState, EventCode, Uplink, decode_downlink_json
+from tests.ingest.helpers import EUI, KEY
+from tests.support.factories import create_device
+
+# Nothing listens on port 1: the MQTT ingest keeps retrying in the background, harmlessly.
+NO_BROKER = "mqtt://127.0.0.1:1"
+
+
+@pytest_asyncio.fixture
+async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=db_url, mqtt_url=NO_BROKER))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
+            yield client
+
+
+async def test_binary_press_gets_the_binary_ack(
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with unit_of_work(session_factory) as session:
+        await create_device(session, eui=EUI, key=KEY)
+    frame = bytes.fromhex("0170b3d57ed00012340000002a010057000033667bfe")  # DESIGN §2.1
+    response = await client.post(
+        "/api/v1/uplinks", content=frame, headers={"content-type": "application/octet-stream"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.content.hex() == "8170b3d57ed00012340000002a01952c5ddb"  # DESIGN §2.2
+    again = await client.post("/api/v1/uplinks", content=frame)
+    assert again.headers["x-alertnet-outcome"] == "duplicate"
+    assert again.content == response.content
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Event)) == 1
+        assert await session.scalar(select(func.count()).select_from(Alert)) == 1
+
+
+async def test_json_press_gets_the_json_ack(
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with unit_of_work(session_factory) as session:
+        await create_device(session, eui=EUI, key=KEY)
+    press = Uplink.build(KEY, EUI, 7, EventCode.FIRE, battery=50)
+    response = await client.post(
+        "/api/v1/uplinks", content=press.to_json(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    ack = decode_downlink_json(response.content, EUI)
+    assert (ack.counter, ack.state, ack.verify(KEY)) == (7, AckState.RECEIVED, True)
+
+
+async def test_bad_input_is_a_422_with_the_reason_and_is_quarantined(
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    response = await client.post("/api/v1/uplinks", content=b"\x01\x02")
+    assert response.status_code == 422
+    assert response.json()["error"] == "bad_length"
+    huge = await client.post("/api/v1/uplinks", content=b"{" * 100_000)
+    assert huge.status_code == 422
+    unknown = Uplink.build(KEY, EUI, 1, EventCode.PANIC).to_bytes()
+    missing = await client.post("/api/v1/uplinks", content=unknown)
+    assert (missing.status_code, missing.json()["error"]) == (422, "unknown_device")
+    async with session_factory() as session:
+        reasons = sorted((await session.scalars(select(Quarantine.reason))).all())
+    assert len(reasons) == 3 and "unknown_device" in reasons and "bad_length" in reasons
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["database"] == "ok"
+    assert ready.json()["broker"] == "disconnected"
+    await client.post("/api/v1/uplinks", content=b"junk")
+    metrics = (await client.get("/metrics")).text
+    assert 'alertnet_uplinks_total{outcome="quarantined",transport="http"} 1.0' in metrics
