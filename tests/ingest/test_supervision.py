@@ -1,4 +1,4 @@
-"""Device supervision: silent past twice its interval plus grace → offline trouble; heard → clear."""
+"""Supervision: a device silent past twice its interval plus grace is offline until heard."""
 
 from __future__ import annotations
 
