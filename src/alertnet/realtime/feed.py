@@ -2,6 +2,11 @@
 
 A feed row is inserted in the same transaction as the change it announces, so a client that
 replays the feed from its last ``seq`` sees exactly what was committed, in order.
+
+On PostgreSQL, two transactions could take sequence numbers 10 and 11 and commit 11 first; a
+reader at that moment would move past 10 and never see it. Every feed writer therefore takes
+one transaction-scoped advisory lock before inserting, so feed rows commit in ``seq`` order.
+SQLite has a single writer and needs nothing.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.models import FeedItem, utcnow
+
+# An arbitrary constant naming the feed writers' advisory lock (pg_advisory_xact_lock key).
+FEED_LOCK_KEY = 0x616C6E66
 
 FEED_TYPES = frozenset(
     {
@@ -54,5 +62,8 @@ async def append(session: AsyncSession, messages: Iterable[FeedMessage]) -> None
         }
         for message in messages
     ]
-    if rows:
-        await session.execute(insert(FeedItem), rows)
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(FEED_LOCK_KEY)))
+    await session.execute(insert(FeedItem), rows)
