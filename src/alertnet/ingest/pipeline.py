@@ -584,15 +584,12 @@ class _Batch:
         if not indexes:
             return []
         keys = {(devices[self._uplink(i)[0].eui].id, self._uplink(i)[0].counter) for i in indexes}
-        stored = set(
-            (
-                await self.session.execute(
-                    select(Event.device_id, Event.counter).where(
-                        tuple_(Event.device_id, Event.counter).in_(keys)
-                    )
-                )
-            ).tuples()
+        rows = await self.session.execute(
+            select(Event.device_id, Event.counter).where(
+                tuple_(Event.device_id, Event.counter).in_(keys)
+            )
         )
+        stored = {(device_id, counter) for device_id, counter in rows}
         late: list[int] = []
         for index in indexes:
             uplink, _fmt = self._uplink(index)

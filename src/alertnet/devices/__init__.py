@@ -1,0 +1,1 @@
+"""Devices in the field (buttons, alarms): registration, bulk import and their keys."""
