@@ -126,16 +126,26 @@ class Outcome:
     uplink: Uplink | None = None
     reason: Reason | None = None
     detail: str = ""
-    downlink: Downlink | None = None  # the signed "received" ack for the device
+    device_key: bytes | None = None  # set for accepted uplinks: signs the ack on demand
     alert_id: int | None = None
 
     @property
     def accepted(self) -> bool:
         return self.disposition is not Disposition.QUARANTINED
 
+    @property
+    def downlink(self) -> Downlink | None:
+        """The signed "received" ack; built only when a transport sends it (not per heartbeat)."""
+        if self.device_key is None or self.uplink is None:
+            return None
+        return Downlink.build(
+            self.device_key, self.uplink.eui, self.uplink.counter, AckState.RECEIVED
+        )
+
     def ack_bytes(self) -> bytes | None:
         """The downlink in the sender's own format (binary or JSON)."""
-        return self.downlink.encode(self.wire_format) if self.downlink else None
+        downlink = self.downlink
+        return downlink.encode(self.wire_format) if downlink else None
 
 
 @dataclass(slots=True)
@@ -517,8 +527,7 @@ class _Batch:
         ):
             device.last_gateway_id = raw.gateway_id
             device.best_rssi = raw.rssi
-        ack = Downlink.build(device.key, uplink.eui, uplink.counter, AckState.RECEIVED)
-        self.outcomes[index] = Outcome(disposition, fmt, uplink, downlink=ack)
+        self.outcomes[index] = Outcome(disposition, fmt, uplink, device_key=device.key)
 
     def _uplink(self, index: int) -> tuple[Uplink, WireFormat]:
         decoded = self.decoded[index]
