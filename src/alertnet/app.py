@@ -23,10 +23,14 @@ from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory
 from alertnet.errors import AlertnetError
+from alertnet.gateways.api import router as gateways_router
+from alertnet.gateways.registry import GatewayRegistry
 from alertnet.health import router as health_router
+from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.http import router as ingest_http_router
 from alertnet.ingest.mqtt import MqttIngest
 from alertnet.ingest.pipeline import BatchResult, Pipeline
+from alertnet.ingest.serial import SerialBridge
 from alertnet.ingest.supervision import Supervisor
 from alertnet.metrics import Metrics
 
@@ -51,6 +55,8 @@ class Runtime:
             max_wait_s=settings.batch_max_wait_ms / 1000,
             on_commit=self._after_commit,
         )
+        self.gateways = GatewayRegistry(self.session_factory)
+        self.downlinks = DownlinkRouter(self.session_factory)
         mqtt_url = self.broker.url if self.broker else settings.mqtt_url
         self.mqtt = MqttIngest(
             self.pipeline,
@@ -58,7 +64,19 @@ class Runtime:
             url=mqtt_url,
             client_id=settings.mqtt_client_id,
             share_group=settings.mqtt_share_group,
+            router=self.downlinks,
+            registry=self.gateways,
         )
+        self.serial_bridges = [
+            SerialBridge(
+                gateway_id,
+                path,
+                pipeline=self.pipeline,
+                registry=self.gateways,
+                router=self.downlinks,
+            )
+            for gateway_id, path in settings.serial_ports.items()
+        ]
         self.supervisor = Supervisor(self.session_factory, settings, self.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,7 +100,11 @@ class Runtime:
         if self.broker is not None:
             await self.broker.start()
         self._spawn("ingest-pipeline", self.pipeline.run())
+        self._spawn("gateway-registry", self.gateways.run())
+        self._spawn("downlink-router", self.downlinks.run())
         self._spawn("mqtt-ingest", self.mqtt.run())
+        for bridge in self.serial_bridges:
+            self._spawn(f"serial-bridge:{bridge.gateway_id}", bridge.run())
         self._spawn("supervision", self.supervisor.run())
 
     async def stop(self) -> None:
@@ -137,4 +159,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router)
     app.include_router(ingest_http_router)
+    app.include_router(gateways_router)
     return app

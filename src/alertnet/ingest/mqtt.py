@@ -5,29 +5,37 @@ hands every message to the pipeline; the acker, which sends PUBACKs strictly in 
 as their batches commit; and the downlink sender. On any broker error the connection is torn
 down and re-made with capped backoff; the persistent session makes the broker redeliver
 whatever was not acknowledged, and the database turns those copies into duplicates.
+
+Gateways: ``gw/+/rx`` copies carry the gateway's id, RSSI and SNR into the pipeline;
+``gw/+/state`` (``online``/``offline``, retained and the gateway's last will) goes to the
+gateway registry and is acked once that is committed. Every committed uplink is handed to the
+``DownlinkRouter``, which decides whether and where the device's ack goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 import aiomqtt
 
+from alertnet.gateways.registry import GatewayRegistry
+from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest import mqtt_client
+from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.pipeline import Outcome, Pipeline, RawUplink
 from alertnet.metrics import Metrics
-from alertnet.models import Transport
+from alertnet.models import Transport, utcnow
 from alertnet.protocol import (
+    GATEWAY_OFFLINE,
+    GATEWAY_ONLINE,
     GW_RX_SUBSCRIPTION,
+    GW_STATE_SUBSCRIPTION,
     UP_SUBSCRIPTION,
     DecodeError,
-    EventCode,
     Reason,
-    down_topic,
-    format_gateway_tx,
-    gw_tx_topic,
+    Topic,
     parse_gateway_rx,
     parse_topic,
 )
@@ -39,7 +47,24 @@ _BACKOFF_MAX_S = 10.0
 _DOWNLINK_BURST = 200
 
 
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A message waiting for its commit before its PUBACK; ``raw`` for uplinks only."""
+
+    message: aiomqtt.Message
+    done: asyncio.Future[Outcome] | asyncio.Future[None]
+    raw: RawUplink | None = None
+
+
 class MqttIngest:
+    """The MQTT transport; ``run()`` is its one long-lived task.
+
+    ``router`` decides where downlinks go; the ingest publishes them through its connection
+    (``send``). Without one it makes and runs a router of its own (received acks only).
+    ``registry`` records gateway sightings and states; without one, state messages are acked
+    and ignored.
+    """
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -48,14 +73,26 @@ class MqttIngest:
         url: str,
         client_id: str,
         share_group: str = "",
+        router: DownlinkRouter | None = None,
+        registry: GatewayRegistry | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
         self._address = mqtt_client.BrokerAddress.parse(url)
         self._client_id = client_id
         prefix = f"$share/{share_group}/" if share_group else ""
-        self._subscriptions = [prefix + UP_SUBSCRIPTION, prefix + GW_RX_SUBSCRIPTION]
+        self._subscriptions = [
+            prefix + UP_SUBSCRIPTION,
+            prefix + GW_RX_SUBSCRIPTION,
+            # Not shared: every process keeps its own view of gateway states (and a shared
+            # subscription gets no retained messages).
+            GW_STATE_SUBSCRIPTION,
+        ]
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._own_router = router is None
+        self._router = router if router is not None else DownlinkRouter()
+        self._router.publish_via(self.send)
+        self._registry = registry
         self.connected = asyncio.Event()
 
     def send(self, topic: str, payload: bytes) -> None:
@@ -64,6 +101,14 @@ class MqttIngest:
 
     async def run(self) -> None:
         """Stay connected forever: reconnect with capped backoff, reset once a session worked."""
+        if not self._own_router:
+            await self._stay_connected()
+            return
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._router.run())
+            tasks.create_task(self._stay_connected())
+
+    async def _stay_connected(self) -> None:
         backoff_s = _BACKOFF_FIRST_S
         while True:
             try:
@@ -93,53 +138,89 @@ class MqttIngest:
                 self._address.port,
                 self._client_id,
             )
-            in_order: asyncio.Queue[tuple[aiomqtt.Message, asyncio.Future[Outcome]]] = (
-                asyncio.Queue()
-            )
+            in_order: asyncio.Queue[_Received] = asyncio.Queue()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._ack_in_order(client, in_order))
                 tasks.create_task(self._send_downlinks(client))
                 async for message in client.messages:
-                    in_order.put_nowait((message, self._submit(message)))
+                    in_order.put_nowait(self._submit(message))
                 raise aiomqtt.MqttError("message stream ended")
 
-    def _submit(self, message: aiomqtt.Message) -> asyncio.Future[Outcome]:
+    def _submit(self, message: aiomqtt.Message) -> _Received:
         topic = str(message.topic)
         payload = message.payload if isinstance(message.payload, bytes) else b""
         try:
             parsed = parse_topic(topic)
+            if parsed.kind == "up":
+                raw = RawUplink(payload, Transport.MQTT, topic_eui=parsed.ident, source=topic)
+                return _Received(message, self._pipeline.submit(raw), raw)
             if parsed.kind == "gw_rx":
-                rx = parse_gateway_rx(payload)
-                raw = RawUplink(
-                    rx.data,
-                    Transport.MQTT,
-                    gateway_id=parsed.ident,
-                    rssi=rx.rssi,
-                    snr=rx.snr,
-                    source=topic,
-                )
-                return self._pipeline.submit(raw)
-            if parsed.kind != "up":
-                raise DecodeError(Reason.BAD_TOPIC, f"alertnet does not ingest {topic}")
-            return self._pipeline.submit(
-                RawUplink(payload, Transport.MQTT, topic_eui=parsed.ident, source=topic)
-            )
+                return self._submit_gateway_rx(message, parsed, payload, topic)
+            if parsed.kind == "gw_state":
+                return self._gateway_state(message, parsed, payload, topic)
+            raise DecodeError(Reason.BAD_TOPIC, f"alertnet does not ingest {topic}")
         except DecodeError as exc:
-            return self._pipeline.submit(RawUplink(payload, Transport.MQTT, source=topic), exc)
+            raw = RawUplink(payload, Transport.MQTT, source=topic)
+            return _Received(message, self._pipeline.submit(raw, exc), raw)
+
+    def _submit_gateway_rx(
+        self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
+    ) -> _Received:
+        gateway_id = _storable_gateway_id(parsed)
+        received_at = utcnow()
+        if self._registry is not None:
+            self._registry.seen(gateway_id, Transport.MQTT, received_at)
+        try:
+            rx = parse_gateway_rx(payload)
+        except DecodeError as exc:
+            raw = RawUplink(
+                payload, Transport.MQTT, received_at, gateway_id=gateway_id, source=topic
+            )
+            return _Received(message, self._pipeline.submit(raw, exc), raw)
+        raw = RawUplink(
+            rx.data,
+            Transport.MQTT,
+            received_at,
+            gateway_id=gateway_id,
+            rssi=rx.rssi,
+            snr=rx.snr,
+            source=topic,
+        )
+        return _Received(message, self._pipeline.submit(raw), raw)
+
+    def _gateway_state(
+        self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
+    ) -> _Received:
+        gateway_id = _storable_gateway_id(parsed)
+        if payload in (GATEWAY_ONLINE, GATEWAY_OFFLINE):
+            online = payload == GATEWAY_ONLINE
+            if self._registry is not None:
+                done = self._registry.set_state(gateway_id, Transport.MQTT, online)
+                return _Received(message, done)
+        elif payload:  # an empty payload only clears the retained message
+            raise DecodeError(
+                Reason.BAD_FIELD, f"gateway state must be online or offline, got {payload[:40]!r}"
+            )
+        ignored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ignored.set_result(None)
+        return _Received(message, ignored)
 
     async def _ack_in_order(
-        self,
-        client: aiomqtt.Client,
-        in_order: asyncio.Queue[tuple[aiomqtt.Message, asyncio.Future[Outcome]]],
+        self, client: aiomqtt.Client, in_order: asyncio.Queue[_Received]
     ) -> None:
         """PUBACK each message after its commit, in the order the broker sent them."""
         while True:
-            message, future = await in_order.get()
-            outcome = await asyncio.shield(future)
-            if not mqtt_client.ack(client, message):
+            received = await in_order.get()
+            result = await asyncio.shield(received.done)
+            if not mqtt_client.ack(client, received.message):
                 raise aiomqtt.MqttError("PUBACK could not be sent")
-            for topic, payload in downlinks_for(outcome, gateway_of(message)):
-                self.send(topic, payload)
+            if isinstance(result, Outcome) and received.raw is not None:
+                try:
+                    self._router.uplink_committed(result, received.raw)
+                except Exception:
+                    # A routing bug loses one ack (the device retries), never the ingest.
+                    self._metrics.loop_errors.labels("downlink_router").inc()
+                    log.exception("downlink routing failed")
 
     async def _send_downlinks(self, client: aiomqtt.Client) -> None:
         while True:
@@ -151,22 +232,10 @@ class MqttIngest:
             )
 
 
-def gateway_of(message: aiomqtt.Message) -> str | None:
-    try:
-        parsed = parse_topic(str(message.topic))
-    except DecodeError:
-        return None
-    return parsed.ident if parsed.kind == "gw_rx" else None
-
-
-def downlinks_for(outcome: Outcome, gateway_id: str | None) -> Iterable[tuple[str, bytes]]:
-    """The "received" ack for an accepted uplink; heartbeats are not acknowledged over the air."""
-    if not outcome.accepted or outcome.uplink is None or outcome.downlink is None:
-        return ()
-    if outcome.uplink.event is EventCode.HEARTBEAT:
-        return ()
-    if gateway_id is not None:
-        return ((gw_tx_topic(gateway_id), format_gateway_tx(outcome.downlink.to_bytes())),)
-    ack_bytes = outcome.ack_bytes()
-    assert ack_bytes is not None
-    return ((down_topic(outcome.uplink.eui), ack_bytes),)
+def _storable_gateway_id(parsed: Topic) -> str:
+    """The gateway id a gw topic names, refused if the registry could not store it."""
+    if len(parsed.ident) > MAX_GATEWAY_ID_CHARS:
+        raise DecodeError(
+            Reason.BAD_TOPIC, f"gateway id longer than {MAX_GATEWAY_ID_CHARS} characters"
+        )
+    return parsed.ident

@@ -1,0 +1,1 @@
+"""Tests of the LoRa gateways: serial bridges on real ptys, networked gateways, routing."""
