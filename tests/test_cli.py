@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import re
 import shutil
@@ -248,13 +247,10 @@ def test_token_create_prints_a_token_that_finds_its_user(cli: Cli) -> None:
     assert unknown.code == 1 and "no user named 'nobody'" in unknown.err
 
 
-def test_gateway_subcommand(cli: Cli) -> None:
+def test_gateway_subcommand_needs_a_port(cli: Cli) -> None:
+    """The relay itself is tested end to end in tests/gateways/."""
     usage = cli("gateway")
     assert usage.code == 2 and "--serial" in usage.err
-    if importlib.util.find_spec("alertnet.ingest.gateway_bridge") is not None:
-        pytest.skip("the gateway bridge exists; its own tests cover `alertnet gateway`")
-    ran = cli("gateway", "--serial", "/dev/ttyUSB0", "--id", "gw-1")
-    assert ran.code == 2 and "not built yet" in ran.err
 
 
 # --- serve --demo -----------------------------------------------------------------------------
@@ -276,9 +272,6 @@ def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("alertnet.app") is None, reason="alertnet.app not built yet"
-)
 def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: Path) -> None:
     port = _free_port()
     env = {**fresh_cli.env, "ALERTNET_EMBEDDED_MQTT_PORT": str(_free_port())}

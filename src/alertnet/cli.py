@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,7 +28,6 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-GATEWAY_BRIDGE_MODULE = "alertnet.ingest.gateway_bridge"
 # Third-party loggers that say at INFO what an operator does not need to read.
 CHATTY_LOGGERS = ("transitions", "amqtt", "alembic.runtime.plugins")
 
@@ -254,21 +251,9 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        bridge = importlib.import_module(GATEWAY_BRIDGE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != GATEWAY_BRIDGE_MODULE:
-            raise
-        print("alertnet gateway: the serial gateway bridge is not built yet", file=sys.stderr)
-        return EXIT_USAGE
-    outcome = bridge.main(args.serial, args.id or args.serial, settings)
-    if inspect.isawaitable(outcome):
-        outcome = asyncio.run(_await(outcome))
-    return outcome if isinstance(outcome, int) else EXIT_OK
+    from alertnet.ingest.gateway_bridge import main as run_gateway
 
-
-async def _await(awaitable: Awaitable[object]) -> object:
-    return await awaitable
+    return run_gateway(args.serial, args.id or args.serial, settings)
 
 
 # --- parser -----------------------------------------------------------------------------------
