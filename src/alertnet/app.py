@@ -19,6 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet import __version__
+from alertnet.auth.api import router as auth_router
+from alertnet.auth.audit import RequestAuditMiddleware
+from alertnet.auth.throttle import LoginThrottle
 from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory
@@ -33,6 +36,9 @@ from alertnet.ingest.pipeline import BatchResult, Pipeline
 from alertnet.ingest.serial import SerialBridge
 from alertnet.ingest.supervision import Supervisor
 from alertnet.metrics import Metrics
+from alertnet.realtime.api import redact_query_tokens_in_server_logs
+from alertnet.realtime.api import router as stream_router
+from alertnet.realtime.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,8 @@ class Runtime:
             for gateway_id, path in settings.serial_ports.items()
         ]
         self.supervisor = Supervisor(self.session_factory, settings, self.metrics)
+        self.login_throttle = LoginThrottle()
+        self.hub = Hub(self.engine, metrics=self.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def broker_connected(self) -> bool:
@@ -106,6 +114,7 @@ class Runtime:
         for bridge in self.serial_bridges:
             self._spawn(f"serial-bridge:{bridge.gateway_id}", bridge.run())
         self._spawn("supervision", self.supervisor.run())
+        self._spawn("realtime-hub", self.hub.run())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -157,7 +166,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request.app.state.runtime.metrics.render(), media_type="text/plain; version=0.0.4"
         )
 
+    app.add_middleware(RequestAuditMiddleware)
+    redact_query_tokens_in_server_logs()
     app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(stream_router)
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
     return app

@@ -1,6 +1,7 @@
 """Every ORM model of alertnet (DESIGN §3); migrations import ``Base.metadata`` from here."""
 
 from alertnet.models.alerts import Alert, AlertAudit, Event, Offer, Post, Reception
+from alertnet.models.audit import RequestAudit
 from alertnet.models.base import (
     OPEN_ALERT_STATES,
     AlertCategory,
@@ -42,6 +43,7 @@ __all__ = [
     "PostStatus",
     "Quarantine",
     "Reception",
+    "RequestAudit",
     "Risk",
     "Role",
     "Site",

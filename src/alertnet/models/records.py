@@ -32,6 +32,8 @@ class FeedItem(Base):
     """The realtime outbox, written in the transaction of the change it announces."""
 
     __tablename__ = "feed"
+    # SQLite must never reuse a seq once retention has emptied the table (migration 0002).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,1 +1,1 @@
-"""The realtime side: the feed outbox and (later) the WebSocket hub that streams it."""
+"""The realtime side: the feed outbox, the hub that follows it, and the WebSocket stream."""

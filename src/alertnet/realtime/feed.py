@@ -7,6 +7,9 @@ On PostgreSQL, two transactions could take sequence numbers 10 and 11 and commit
 reader at that moment would move past 10 and never see it. Every feed writer therefore takes
 one transaction-scoped advisory lock before inserting, so feed rows commit in ``seq`` order.
 SQLite has a single writer and needs nothing.
+
+Waking readers is not this module's job: on PostgreSQL a trigger on ``feed`` (migration 0002)
+issues ``NOTIFY alertnet_feed`` delivered at commit; on SQLite the hub hooks session commits.
 """
 
 from __future__ import annotations

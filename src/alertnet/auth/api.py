@@ -1,0 +1,147 @@
+"""Logging in and out: ``/api/v1/auth/login``, ``/logout`` and ``/me`` (DESIGN §5).
+
+A login issues an ordinary API token with a lifetime of one shift (``LOGIN_TTL_S``), returned
+in the body for API clients and set as the ``alertnet_session`` cookie for the web pages:
+HttpOnly (page scripts cannot read it), SameSite=Strict (other sites cannot make the browser
+send it, which is the CSRF defence), Secure when the request came over HTTPS. Logging out
+expires the token that authenticated the request, so a stolen copy stops working too.
+
+Failed logins are throttled per username and client address (``alertnet.auth.throttle``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alertnet.auth import audit
+from alertnet.auth.deps import (
+    SESSION_COOKIE,
+    Actor,
+    CurrentUser,
+    DbSession,
+    request_credential,
+)
+from alertnet.auth.throttle import LoginThrottle
+from alertnet.auth.tokens import create_token, token_sha256
+from alertnet.auth.users import authenticate
+from alertnet.errors import Unauthorized
+from alertnet.models import ApiToken, utcnow
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+# One patrol shift: the tablet logs in at the start and the token dies by itself after it.
+LOGIN_TTL_S = 12 * 3600
+LOGIN_TOKEN_LABEL = "login"
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=80)
+    # Bounded so that a huge body cannot buy a long argon2 computation.
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class ActorOut(BaseModel):
+    """Who the caller is (fields may be added, never renamed)."""
+
+    user_id: int
+    username: str
+    role: str
+    post_id: int | None
+    mahalla_id: int | None
+
+    @classmethod
+    def of(cls, actor: Actor) -> ActorOut:
+        return cls(
+            user_id=actor.user_id,
+            username=actor.username,
+            role=actor.role.value,
+            post_id=actor.post_id,
+            mahalla_id=actor.mahalla_id,
+        )
+
+
+class LoginOut(ActorOut):
+    token: str
+    expires_at: datetime
+
+
+def login_throttle(request: Request) -> LoginThrottle:
+    """The process's throttle, kept by the runtime (``Runtime.login_throttle``)."""
+    throttle: LoginThrottle = request.app.state.runtime.login_throttle
+    return throttle
+
+
+@router.post(
+    "/login",
+    summary="Exchange a username and password for a token (also set as the session cookie)",
+    responses={401: {"description": "wrong credentials"}, 429: {"description": "throttled"}},
+)
+async def login(
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    throttle: Annotated[LoginThrottle, Depends(login_throttle)],
+) -> LoginOut:
+    audit.note_username(request, body.username)
+    client_addr = request.client.host if request.client else "unknown"
+    async with throttle.attempt(body.username, client_addr) as attempt:
+        user = await authenticate(session, body.username, body.password)
+        if user is None:
+            attempt.failure()
+        else:
+            attempt.success()
+    if user is None:
+        raise Unauthorized("wrong username or password")
+    actor = Actor.of(user)
+    audit.note_identity(
+        request, user_id=actor.user_id, username=actor.username, role=actor.role.value
+    )
+    token = await create_token(session, user.id, label=LOGIN_TOKEN_LABEL, ttl_s=LOGIN_TTL_S)
+    expires_at = utcnow() + timedelta(seconds=LOGIN_TTL_S)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=LOGIN_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return LoginOut(token=token, expires_at=expires_at, **ActorOut.of(actor).model_dump())
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Expire the token this request was made with and clear the session cookie",
+)
+async def logout(
+    request: Request, response: Response, actor: CurrentUser, session: DbSession
+) -> None:
+    credential = request_credential(request)
+    if credential is not None:  # always true once current_user let the request through
+        await expire_token(session, credential.token)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+
+
+@router.get("/me", summary="Who the token or session cookie belongs to")
+async def me(actor: CurrentUser) -> ActorOut:
+    return ActorOut.of(actor)
+
+
+async def expire_token(session: AsyncSession, token: str) -> None:
+    """End a token now; the row stays (with its use times) as a record of the session."""
+    now = utcnow()
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_sha256 == token_sha256(token))
+        .where(or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+        .values(expires_at=now)
+    )

@@ -1,0 +1,195 @@
+"""FastAPI dependencies at the HTTP edge: the request's transaction, who is calling, and may they.
+
+Every endpoint declares its role with one of these, so the rule sits next to the route:
+
+    @router.post("/offers/{offer_id}/accept")
+    async def accept(offer_id: int, actor: PostActor, session: DbSession) -> OfferOut:
+        ...  # the service loads the offer, then ensure_post_owns(actor, offer.post_id)
+
+``get_session`` is the one place an HTTP request commits (STYLE habit 2). ``DbSession`` runs it
+with FastAPI's ``scope="function"``: the commit happens *before* the response is sent, so a
+client never sees 200 for a change that then fails to commit. (FastAPI's default for a
+``yield`` dependency ends it after the response, which would answer first and commit later.)
+
+Credentials, in this order: ``Authorization: Bearer <token>`` (devices, scripts, the console's
+API calls), then the ``alertnet_session`` cookie that ``POST /api/v1/auth/login`` sets for the
+web pages. Both carry an API token (``alertnet.auth.tokens``). A missing, unknown, expired or
+revoked token, or a deactivated user, is ``Unauthorized`` (401); a known user without the role
+or the scope is ``Forbidden`` (403). Both render as ``{"error", "detail"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alertnet.auth import audit
+from alertnet.auth.tokens import user_for_token
+from alertnet.errors import Forbidden, Unauthorized
+from alertnet.models import Role, User
+
+SESSION_COOKIE = "alertnet_session"
+
+
+class CredentialSource(StrEnum):
+    HEADER = "header"
+    QUERY = "query"  # WebSocket only: a browser cannot set headers on a WebSocket
+    COOKIE = "cookie"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    token: str
+    source: CredentialSource
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated caller, detached from the ORM so it can outlive the session."""
+
+    user_id: int
+    username: str
+    role: Role
+    post_id: int | None
+    mahalla_id: int | None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(
+            user_id=user.id,
+            username=user.username,
+            role=Role(user.role),
+            post_id=user.post_id,
+            mahalla_id=user.mahalla_id,
+        )
+
+
+# --- the transaction ------------------------------------------------------------------------
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits when the endpoint returns, rolls back when it raises.
+
+    Use it as ``DbSession`` (which ends it before the response is sent), not ``Depends`` alone.
+    """
+    async with request.app.state.runtime.session_factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+def credential_from(
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    query_token: str | None = None,
+) -> Credential | None:
+    """The token a request or WebSocket handshake presents, or None when it presents none.
+
+    An ``Authorization`` header that is present but not ``Bearer <token>`` is an error rather
+    than a reason to fall back to the cookie: the caller meant to authenticate and got it wrong.
+    """
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return Credential(token, CredentialSource.HEADER)
+    if query_token:
+        return Credential(query_token, CredentialSource.QUERY)
+    cookie = cookies.get(SESSION_COOKIE)
+    if cookie:
+        return Credential(cookie, CredentialSource.COOKIE)
+    return None
+
+
+async def actor_for_credential(session: AsyncSession, credential: Credential | None) -> Actor:
+    """The actor a credential belongs to; Unauthorized when there is none or it is not valid."""
+    if credential is None:
+        raise Unauthorized(
+            "not logged in: send 'Authorization: Bearer <token>' or log in at /api/v1/auth/login"
+        )
+    user = await user_for_token(session, credential.token)
+    if user is None:
+        raise Unauthorized("the token is unknown, expired or revoked, or the user is disabled")
+    return Actor.of(user)
+
+
+def request_credential(request: Request) -> Credential | None:
+    """The credential of a plain HTTP request (header or cookie; never the query string)."""
+    return credential_from(request.headers, request.cookies)
+
+
+async def current_user(request: Request, session: DbSession) -> Actor:
+    """The authenticated caller, whatever the role (401 otherwise); noted for the audit."""
+    actor = await actor_for_credential(session, request_credential(request))
+    audit.note_identity(
+        request, user_id=actor.user_id, username=actor.username, role=actor.role.value
+    )
+    return actor
+
+
+CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+def require_roles(*roles: Role | str) -> Callable[[Actor], Awaitable[Actor]]:
+    """A dependency that returns the caller when it has one of ``roles``, else Forbidden (403)."""
+    if not roles:
+        raise ValueError("require_roles needs at least one role")
+    allowed = frozenset(Role(role) for role in roles)
+    names = " or ".join(sorted(role.value for role in allowed))
+
+    async def has_role(actor: CurrentUser) -> Actor:
+        if actor.role not in allowed:
+            raise Forbidden(f"this needs the role {names}; {actor.username} is {actor.role}")
+        return actor
+
+    has_role.__name__ = f"require_{'_or_'.join(sorted(role.value for role in allowed))}"
+    return has_role
+
+
+# Role declarations for endpoints, one per audience of DESIGN §5.
+AnyActor = CurrentUser
+AdminActor = Annotated[Actor, Depends(require_roles(Role.ADMIN))]
+DispatcherActor = Annotated[Actor, Depends(require_roles(Role.DISPATCHER, Role.ADMIN))]
+PostActor = Annotated[Actor, Depends(require_roles(Role.POST))]
+
+
+# --- scope checks, for services and endpoints once the row is loaded -----------------------
+
+
+def ensure_post_owns(actor: Actor, post_id: int | None) -> None:
+    """Forbidden unless ``actor`` is the crew of post ``post_id`` (a tablet acting for itself).
+
+    Only role ``post`` owns a post; dispatchers and admins act on posts through their own
+    endpoints (assign, withdraw), never through the tablet's.
+    """
+    if actor.role is not Role.POST or actor.post_id is None or actor.post_id != post_id:
+        raise Forbidden(f"{actor.username} does not act for this post")
+
+
+def ensure_mahalla_visible(actor: Actor, mahalla_id: int | None) -> None:
+    """Forbidden unless ``actor`` may read what happens in mahalla ``mahalla_id``.
+
+    Admins and dispatchers see every mahalla; an observer only its own; a post sees its own
+    offers and alerts (``ensure_post_owns``), not whole mahallas.
+    """
+    if actor.role in (Role.ADMIN, Role.DISPATCHER):
+        return
+    if actor.role is Role.OBSERVER and mahalla_id is not None and actor.mahalla_id == mahalla_id:
+        return
+    raise Forbidden(f"{actor.username} may not see this mahalla")

@@ -1,0 +1,119 @@
+"""Writing feed rows and reading the stream, for the realtime tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from alertnet.db import create_engine, unit_of_work
+from alertnet.realtime.feed import FeedMessage, append
+from alertnet.realtime.hub import Hub
+
+
+async def write_feed(
+    session_factory: async_sessionmaker[AsyncSession], *messages: FeedMessage
+) -> None:
+    """Commit feed rows the way every feed writer does: ``feed.append`` in a unit of work."""
+    async with unit_of_work(session_factory) as session:
+        await append(session, messages)
+
+
+def message(
+    kind: str = "alert.updated",
+    *,
+    post_id: int | None = None,
+    mahalla_id: int | None = None,
+    **data: Any,
+) -> FeedMessage:
+    return FeedMessage(kind, dict(data), post_id=post_id, mahalla_id=mahalla_id)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(database_url: str, **options: Any) -> AsyncIterator[Hub]:
+    """A hub on its own engine (as in a process of its own), following until the block ends."""
+    engine = create_engine(database_url)
+    hub = Hub(engine, **options)
+    task = asyncio.create_task(hub.run())
+    try:
+        async with asyncio.timeout(10):
+            while not hub.ready or (hub.uses_notify and not hub.listening):
+                await asyncio.sleep(0.01)
+        yield hub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.dispose()
+
+
+class StreamClient:
+    """One WebSocket client of ``/api/v1/stream``; pings are counted, not returned."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.pings = 0
+
+    async def receive(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The next message that is not a ping."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                decoded: dict[str, Any] = json.loads(await self.connection.recv())
+                if decoded["type"] == "stream.ping":
+                    self.pings += 1
+                    continue
+                return decoded
+
+    async def ready(self) -> dict[str, Any]:
+        first = await self.receive()
+        assert first["type"] == "stream.ready", first
+        data: dict[str, Any] = first["data"]
+        return data
+
+    async def rows(self, count: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        received = [await self.receive(timeout_s) for _ in range(count)]
+        assert all("seq" in row for row in received), received
+        return received
+
+    async def silence(self, seconds: float) -> list[dict[str, Any]]:
+        """What arrives (apart from pings) within ``seconds``; a test expects nothing."""
+        extra: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    extra.append(await self.receive(timeout_s=seconds + 1))
+        return extra
+
+    async def close_code(self, timeout_s: float = 5.0) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    await self.connection.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def stream(
+    ws_url: str,
+    *,
+    after: int | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[StreamClient]:
+    query = []
+    if after is not None:
+        query.append(f"after={after}")
+    if token is not None:
+        query.append(f"token={token}")
+    url = f"{ws_url}/api/v1/stream" + ("?" + "&".join(query) if query else "")
+    async with connect(url, additional_headers=headers, open_timeout=10) as connection:
+        yield StreamClient(connection)
