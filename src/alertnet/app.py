@@ -19,12 +19,14 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet import __version__
+from alertnet.alerts.api import router as alerts_router
 from alertnet.auth.api import router as auth_router
 from alertnet.auth.audit import RequestAuditMiddleware
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory
+from alertnet.dispatch.engine import Dispatcher
 from alertnet.errors import AlertnetError
 from alertnet.gateways.api import router as gateways_router
 from alertnet.gateways.registry import GatewayRegistry
@@ -36,6 +38,7 @@ from alertnet.ingest.pipeline import BatchResult, Pipeline
 from alertnet.ingest.serial import SerialBridge
 from alertnet.ingest.supervision import Supervisor
 from alertnet.metrics import Metrics
+from alertnet.posts.api import router as posts_router
 from alertnet.realtime.api import redact_query_tokens_in_server_logs
 from alertnet.realtime.api import router as stream_router
 from alertnet.realtime.hub import Hub
@@ -84,6 +87,9 @@ class Runtime:
             for gateway_id, path in settings.serial_ports.items()
         ]
         self.supervisor = Supervisor(self.session_factory, settings, self.metrics)
+        self.dispatcher = Dispatcher(
+            self.session_factory, settings, self.downlinks, metrics=self.metrics
+        )
         self.login_throttle = LoginThrottle()
         self.hub = Hub(self.engine, metrics=self.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -92,7 +98,9 @@ class Runtime:
         return self.mqtt.connected.is_set()
 
     async def _after_commit(self, result: BatchResult) -> None:
-        """Hook run after each ingest commit; the dispatcher wakes here once it exists."""
+        """After each ingest commit: a new alert is dispatched at once, not at the next tick."""
+        if result.opened_alert_ids:
+            self.dispatcher.wake()
 
     def _spawn(self, name: str, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -115,6 +123,7 @@ class Runtime:
             self._spawn(f"serial-bridge:{bridge.gateway_id}", bridge.run())
         self._spawn("supervision", self.supervisor.run())
         self._spawn("realtime-hub", self.hub.run())
+        self._spawn("dispatcher", self.dispatcher.run())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -125,20 +134,8 @@ class Runtime:
         await self.engine.dispose()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
-        app.state.runtime = runtime
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = FastAPI(title="alertnet", version=__version__, lifespan=lifespan)
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as ``{"error", "detail"}`` with its status; never a stack trace."""
 
     @app.exception_handler(AlertnetError)
     async def _alertnet_error(_request: Request, exc: AlertnetError) -> JSONResponse:
@@ -160,6 +157,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=500,
         )
 
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="alertnet", version=__version__, lifespan=lifespan)
+
+    install_error_handlers(app)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         return Response(
@@ -171,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(stream_router)
+    app.include_router(alerts_router)
+    app.include_router(posts_router)
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
     return app

@@ -10,7 +10,6 @@ WebSockets are tested over real sockets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,15 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.app import create_app
 from alertnet.auth import users
-from alertnet.auth.api import router as auth_router
-from alertnet.auth.audit import RequestAuditMiddleware
 from alertnet.auth.passwords import hash_password
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.auth.tokens import create_token
 from alertnet.auth.users import create_user
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
-from alertnet.realtime.api import router as stream_router
 from alertnet.realtime.hub import Hub
 from tests.support.factories import create_mahalla, create_post
 from tests.support.mosquitto import free_port
@@ -52,36 +48,19 @@ def build_app(
     throttle: LoginThrottle | None = None,
     hub_tuning: dict[str, Any] | None = None,
 ) -> FastAPI:
+    """The real app; optionally with a given login throttle and hub attributes changed."""
     app = create_app(settings_for(database_url))
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/api/v1/auth/login" not in paths:
-        app.include_router(auth_router)
-    if "/api/v1/stream" not in paths:
-        app.include_router(stream_router)
-    installed: list[object] = [middleware.cls for middleware in app.user_middleware]
-    if RequestAuditMiddleware not in installed:
-        app.add_middleware(RequestAuditMiddleware)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
             runtime = app.state.runtime
-            if throttle is not None or not hasattr(runtime, "login_throttle"):
-                runtime.login_throttle = throttle or LoginThrottle()
-            hub_task = None
-            if not hasattr(runtime, "hub"):
-                runtime.hub = Hub(runtime.engine, metrics=runtime.metrics)
-                hub_task = asyncio.create_task(runtime.hub.run())
+            if throttle is not None:
+                runtime.login_throttle = throttle
             for name, value in (hub_tuning or {}).items():
                 setattr(runtime.hub, name, value)
-            try:
-                yield
-            finally:
-                if hub_task is not None:
-                    hub_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await hub_task
+            yield
 
     app.router.lifespan_context = lifespan
     return app

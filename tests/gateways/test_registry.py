@@ -11,8 +11,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.factories import create_post
 from support.mosquitto import MosquittoServer
 
+from alertnet.app import install_error_handlers
 from alertnet.db import unit_of_work
 from alertnet.gateways import service
 from alertnet.gateways.api import router as gateways_api
@@ -20,6 +22,7 @@ from alertnet.gateways.registry import GatewayRegistry
 from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Gateway, Quarantine, Transport, utcnow
 from alertnet.protocol import gw_state_topic
+from tests.auth.helpers import bearer, create_account
 
 from .helpers import eventually, running_alertnet
 
@@ -118,12 +121,19 @@ async def test_console_lists_gateways(session_factory: SessionFactory) -> None:
     async with unit_of_work(session_factory) as session:
         await service.seen(session, "gw-b", Transport.MQTT, seen_at)
         await service.set_online(session, "gw-a", Transport.SERIAL, False, seen_at)
+        await create_post(session, callsign="P-7")
+        dispatcher = await create_account(session, "dispatch7", "dispatcher")
+        crew = await create_account(session, "post7", "post", post_callsign="P-7")
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(gateways_api)
     app.state.runtime = SimpleNamespace(session_factory=session_factory)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-        response = await client.get("/api/v1/gateways")
+        assert (await client.get("/api/v1/gateways")).status_code == 401
+        as_post = await client.get("/api/v1/gateways", headers=bearer(crew))
+        assert as_post.status_code == 403
+        response = await client.get("/api/v1/gateways", headers=bearer(dispatcher))
     assert response.status_code == 200
     body = response.json()
     assert [(g["id"], g["transport"], g["online"]) for g in body] == [

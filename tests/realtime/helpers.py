@@ -81,6 +81,18 @@ class StreamClient:
         assert all("seq" in row for row in received), received
         return received
 
+    async def rows_of_type(
+        self, kind: str, count: int, timeout_s: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The next ``count`` rows of type ``kind``, skipping others (e.g. dispatch updates)."""
+        wanted: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout_s):
+            while len(wanted) < count:
+                row = await self.receive(timeout_s)
+                if row.get("type") == kind:
+                    wanted.append(row)
+        return wanted
+
     async def silence(self, seconds: float) -> list[dict[str, Any]]:
         """What arrives (apart from pings) within ``seconds``; a test expects nothing."""
         extra: list[dict[str, Any]] = []

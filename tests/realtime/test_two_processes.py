@@ -132,18 +132,20 @@ async def test_a_press_on_one_process_reaches_a_stream_on_the_other(
 
         started = time.monotonic()
         await press(first, euis[0])
-        (seen,) = await on_second.rows(1, timeout_s=20)
+        (seen,) = await on_second.rows_of_type("alert.opened", 1, timeout_s=20)
         first_to_second_s = time.monotonic() - started
         assert seen["type"] == "alert.opened"
         assert seen["data"]["device_eui"] == euis[0]
 
         started = time.monotonic()
         await press(second, euis[1])
-        got = await on_first.rows(2, timeout_s=20)  # its own press first, then the other's
+        got = await on_first.rows_of_type(
+            "alert.opened", 2, timeout_s=20
+        )  # its own press first, then the other's
         second_to_first_s = time.monotonic() - started
         assert [row["data"]["device_eui"] for row in got] == euis
 
-        (own,) = await on_second.rows(1, timeout_s=20)
+        (own,) = await on_second.rows_of_type("alert.opened", 1, timeout_s=20)
         assert own["data"]["device_eui"] == euis[1] and own["seq"] > seen["seq"]
     # Below the 30 s safety poll (with room for a loaded machine): NOTIFY woke the hub.
     assert first_to_second_s < 20 and second_to_first_s < 20, (

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.auth import audit
 from alertnet.auth.tokens import user_for_token
+from alertnet.db import unit_of_work
 from alertnet.errors import Forbidden, Unauthorized
 from alertnet.models import Role, User
 
@@ -134,9 +135,15 @@ def request_credential(request: Request) -> Credential | None:
     return credential_from(request.headers, request.cookies)
 
 
-async def current_user(request: Request, session: DbSession) -> Actor:
-    """The authenticated caller, whatever the role (401 otherwise); noted for the audit."""
-    actor = await actor_for_credential(session, request_credential(request))
+async def current_user(request: Request) -> Actor:
+    """The authenticated caller, whatever the role (401 otherwise); noted for the audit.
+
+    The token lookup (which may stamp ``last_used_at``) commits in a transaction of its own,
+    so an endpoint that then acts through the dispatcher never waits on the request's own
+    write lock (on SQLite that would wait for itself).
+    """
+    async with unit_of_work(request.app.state.runtime.session_factory) as session:
+        actor = await actor_for_credential(session, request_credential(request))
     audit.note_identity(
         request, user_id=actor.user_id, username=actor.username, role=actor.role.value
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.auth.deps import DbSession, DispatcherActor
 from alertnet.gateways import service
 
 router = APIRouter(prefix="/api/v1", tags=["gateways"])
@@ -29,14 +27,6 @@ class GatewayOut(BaseModel):
     last_seen_at: datetime | None
 
 
-async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session on the running app's database; read-only, so nothing to commit."""
-    async with request.app.state.runtime.session_factory() as session:
-        yield session
-
-
 @router.get("/gateways", summary="Every LoRa gateway: transport, online state, last seen")
-async def get_gateways(
-    session: Annotated[AsyncSession, Depends(_read_session)],
-) -> list[GatewayOut]:
+async def get_gateways(session: DbSession, actor: DispatcherActor) -> list[GatewayOut]:
     return [GatewayOut.model_validate(gateway) for gateway in await service.list_gateways(session)]

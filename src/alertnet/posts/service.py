@@ -1,4 +1,4 @@
-"""Registering mobile police posts and finding them by callsign.
+"""Mobile police posts: registering them, and what a post's tablet reports about itself.
 
 A new post starts ``off_duty``: only its tablet (the crew) declares it available. A location
 given at registration is stamped with the current time, like a tablet report.
@@ -10,9 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.dispatch import service as dispatch
+from alertnet.dispatch.notifier import StateNotice
+from alertnet.dispatch.service import DEFAULT_POLICY, DispatchPolicy, post_view
 from alertnet.errors import Conflict, InvalidInput, NotFound
 from alertnet.mahallas import check_location, get_mahalla_by_name
 from alertnet.models import Post, PostStatus, utcnow
+from alertnet.realtime.feed import FeedMessage, append
 
 MAX_CALLSIGN_LENGTH = 40
 
@@ -67,3 +71,65 @@ async def add_post(
     except IntegrityError as exc:  # a concurrent insert of the same callsign
         raise Conflict(f"post {callsign!r} already exists") from exc
     return post
+
+
+# --- the tablet's own reports ---------------------------------------------------------------
+
+
+async def _locked_post(session: AsyncSession, post_id: int) -> Post:
+    post = await session.scalar(select(Post).where(Post.id == post_id).with_for_update())
+    if post is None:
+        raise NotFound(f"no post {post_id}")
+    return post
+
+
+async def _announce(session: AsyncSession, post: Post) -> None:
+    await append(session, [FeedMessage("post.updated", post_view(post), post_id=post.id)])
+
+
+async def report_location(
+    session: AsyncSession,
+    post_id: int,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None,
+    *,
+    policy: DispatchPolicy = DEFAULT_POLICY,
+) -> list[StateNotice]:
+    """Store the post's position; an available post may be offered a waiting alert at once."""
+    check_location(lat, lon)
+    post = await _locked_post(session, post_id)
+    post.lat, post.lon, post.accuracy_m, post.location_at = lat, lon, accuracy_m, utcnow()
+    await _announce(session, post)
+    if post.status != PostStatus.AVAILABLE:
+        return []
+    return await dispatch.post_available(session, post_id, policy=policy)
+
+
+async def set_status(
+    session: AsyncSession,
+    post_id: int,
+    status: str,
+    actor: str,
+    *,
+    policy: DispatchPolicy = DEFAULT_POLICY,
+) -> list[StateNotice]:
+    """The crew goes ``available`` or ``off_duty``; ``busy`` only follows from holding an alert.
+
+    Off duty gives back a pending offer (re-dispatched to the next post); a post holding an
+    accepted alert must close it first (409). Going available may bring an offer at once.
+    """
+    if status == PostStatus.OFF_DUTY:
+        notices = await dispatch.post_unavailable(session, post_id, actor, policy=policy)
+        post = await _locked_post(session, post_id)
+        post.status = PostStatus.OFF_DUTY.value
+        await _announce(session, post)
+        return notices
+    if status != PostStatus.AVAILABLE:
+        raise InvalidInput(f"a post can set itself available or off_duty, not {status!r}")
+    post = await _locked_post(session, post_id)
+    if post.status == PostStatus.BUSY:
+        raise Conflict(f"post {post.callsign} is busy with an alert: close it first")
+    post.status = PostStatus.AVAILABLE.value
+    await _announce(session, post)
+    return await dispatch.post_available(session, post_id, policy=policy)
