@@ -16,7 +16,6 @@ prints one loud line about skipped services and how many tests ran on each datab
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -28,17 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet.db import create_session_factory
 
-# Test modules import helpers as ``tests.support.…``: make that work however pytest is
-# started (``tests/`` is not a package, so pytest itself only puts ``tests/`` on the path).
-_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
-if _PROJECT_ROOT not in sys.path:
-    sys.path.insert(0, _PROJECT_ROOT)
-
-from tests.support import services  # noqa: E402
-from tests.support.database import POSTGRES, SQLITE, SessionDatabases  # noqa: E402
-from tests.support.database import sqlite_url as sqlite_file_url  # noqa: E402
-from tests.support.mosquitto import MosquittoServer  # noqa: E402
-from tests.support.postgres import temporary_database  # noqa: E402
+# Test modules import helpers as ``tests.support.…`` (pyproject sets pytest's pythonpath).
+from tests.support import services
+from tests.support.database import POSTGRES, SQLITE, SessionDatabases
+from tests.support.database import sqlite_url as sqlite_file_url
+from tests.support.mosquitto import MosquittoServer
+from tests.support.postgres import temporary_database
 
 # The database fixtures a test can be parametrized through, and the backend each implies.
 _BACKEND_FIXTURES = ("db_url", "empty_db_url")

@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_device
 
 from alertnet.db import unit_of_work
 from alertnet.dispatch.notifier import StateNotice
@@ -26,6 +25,7 @@ from alertnet.protocol import (
     decode_downlink_json,
     parse_gateway_tx,
 )
+from tests.support.factories import create_device
 
 from .helpers import EUI, KEY, eventually
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_device
-from support.mosquitto import MosquittoServer
 
 from alertnet.db import unit_of_work
 from alertnet.models import Event, Gateway, Reception
 from alertnet.protocol import AckState, EventCode, Uplink, decode_downlink, format_rcv
+from tests.support.factories import create_device
+from tests.support.mosquitto import MosquittoServer
 
 from .helpers import EUI, KEY, FakeModule, eventually, running_alertnet
 

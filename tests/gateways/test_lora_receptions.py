@@ -8,8 +8,6 @@ from pathlib import Path
 import aiomqtt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_device
-from support.mosquitto import MosquittoServer
 
 from alertnet.db import unit_of_work
 from alertnet.ingest.mqtt_client import BrokerAddress
@@ -27,6 +25,8 @@ from alertnet.protocol import (
     gw_rx_topic,
     parse_gateway_tx,
 )
+from tests.support.factories import create_device
+from tests.support.mosquitto import MosquittoServer
 
 from .helpers import EUI, KEY, FakeModule, eventually, running_alertnet
 

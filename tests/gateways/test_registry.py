@@ -11,8 +11,6 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_post
-from support.mosquitto import MosquittoServer
 
 from alertnet.app import install_error_handlers
 from alertnet.db import unit_of_work
@@ -23,6 +21,8 @@ from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Gateway, Quarantine, Transport, utcnow
 from alertnet.protocol import gw_state_topic
 from tests.auth.helpers import bearer, create_account
+from tests.support.factories import create_post
+from tests.support.mosquitto import MosquittoServer
 
 from .helpers import eventually, running_alertnet
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_device
 
 from alertnet.db import unit_of_work
 from alertnet.models import Device, Event, Quarantine
 from alertnet.protocol import MAX_LINE_BYTES, EventCode, Reason, Uplink, format_rcv
+from tests.support.factories import create_device
 
 from .helpers import FakeModule, eventually, running_alertnet
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support.factories import create_device
 
 from alertnet.db import unit_of_work
 from alertnet.models import Event, Gateway, Quarantine
 from alertnet.protocol import EventCode, Uplink, format_rcv
+from tests.support.factories import create_device
 
 from .helpers import EUI, KEY, FakeModule, eventually, running_alertnet
 
