@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.alerts.priority import REPEAT_PRESS_BONUS, REPEAT_PRESS_THRESHOLD, opening_priority
 from alertnet.alerts.views import alert_views
 from alertnet.db import unit_of_work
 from alertnet.ingest import trouble
@@ -70,7 +71,7 @@ from alertnet.realtime.feed import FeedMessage, append
 
 log = logging.getLogger(__name__)
 
-# Events that open (or merge into) an alert sent to the police, and their base priority (§4).
+# Events that open (or merge into) an alert sent to the police.
 POLICE_CATEGORY = {
     EventCode.PANIC: AlertCategory.PANIC,
     EventCode.INTRUSION: AlertCategory.INTRUSION,
@@ -78,17 +79,6 @@ POLICE_CATEGORY = {
     EventCode.MEDICAL: AlertCategory.MEDICAL,
     EventCode.TAMPER: AlertCategory.TAMPER,
 }
-BASE_PRIORITY = {
-    AlertCategory.PANIC: 100,
-    AlertCategory.FIRE: 90,
-    AlertCategory.MEDICAL: 80,
-    AlertCategory.INTRUSION: 70,
-    AlertCategory.TAMPER: 40,
-    AlertCategory.TROUBLE: 10,
-}
-RISK_BONUS = {"red": 10, "yellow": 5, "green": 0}
-REPEAT_PRESS_BONUS = 5
-REPEAT_PRESS_THRESHOLD = 3
 # Events that must never wait behind heartbeats.
 URGENT_EVENTS = frozenset(POLICE_CATEGORY) | {EventCode.CANCEL}
 DEVICES = cast(Table, Device.__table__)
@@ -787,7 +777,7 @@ class _Batch:
         self, device: _DeviceState, category: AlertCategory, uplink: Uplink, at: datetime
     ) -> int:
         """One statement: open an alert, or merge the press into the device's open one."""
-        priority = BASE_PRIORITY[category] + RISK_BONUS.get(device.risk or "", 0)
+        priority = opening_priority(category, device.risk)
         statement = _dialect_insert(self.session, Alert).values(
             device_id=device.id,
             mahalla_id=device.mahalla_id,

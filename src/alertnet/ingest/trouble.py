@@ -13,10 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.alerts.priority import opening_priority
 from alertnet.models import OPEN_ALERT_STATES, Alert, AlertAudit, AlertCategory, AlertState
-
-TROUBLE_PRIORITY = 10
-RISK_BONUS = {"red": 10, "yellow": 5, "green": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,7 @@ async def raise_(session: AsyncSession, device: DeviceRef, kind: str, at: dateti
             mahalla_id=device.mahalla_id,
             category=AlertCategory.TROUBLE.value,
             trouble=kind,
-            priority=TROUBLE_PRIORITY + RISK_BONUS.get(device.risk or "", 0),
+            priority=opening_priority(AlertCategory.TROUBLE, device.risk),
             state=AlertState.NEW.value,
             press_count=1,
             cancel_count=0,
