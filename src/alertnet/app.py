@@ -115,6 +115,7 @@ class Runtime:
     async def start(self) -> None:
         if self.broker is not None:
             await self.broker.start()
+            self.mqtt.use_broker(self.broker.url)  # its port may have moved
         self._spawn("ingest-pipeline", self.pipeline.run())
         self._spawn("gateway-registry", self.gateways.run())
         self._spawn("downlink-router", self.downlinks.run())

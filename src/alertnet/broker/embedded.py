@@ -8,6 +8,7 @@ reliability test use Mosquitto.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,27 @@ class EmbeddedBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        """Listen on the configured port, or on a free one when it is taken.
+
+        On a machine that already runs Mosquitto on 1883 a trial run must still start; the
+        log names the port actually used.
+        """
         from amqtt.broker import Broker
 
+        if not _can_bind(self.port):
+            taken, self.port = self.port, _free_loopback_port()
+            log.warning(
+                "port %d is taken (another broker?); the embedded MQTT broker uses "
+                "127.0.0.1:%d instead",
+                taken,
+                self.port,
+            )
         log.warning(
             "using the embedded MQTT broker on 127.0.0.1:%d: for trial runs only "
             "(no redelivery, no persistence); set ALERTNET_MQTT_URL for production",
             self.port,
         )
-        self._broker = Broker(
+        broker = Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
                 "plugins": {
@@ -38,9 +52,26 @@ class EmbeddedBroker:
                 },
             }
         )
-        await self._broker.start()
+        await broker.start()
+        self._broker = broker
 
     async def stop(self) -> None:
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None
+
+
+def _can_bind(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -95,6 +95,10 @@ class MqttIngest:
         self._registry = registry
         self.connected = asyncio.Event()
 
+    def use_broker(self, url: str) -> None:
+        """Point the ingest at another broker URL; only before ``run()`` starts."""
+        self._address = mqtt_client.BrokerAddress.parse(url)
+
     def send(self, topic: str, payload: bytes) -> None:
         """Queue a downlink (QoS 1). Best effort: a device that misses an ack retransmits."""
         self._outbox.put_nowait((topic, payload))
