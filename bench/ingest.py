@@ -57,7 +57,9 @@ def device_eui(index: int) -> str:
 # -- publisher (runs as its own process, like a real fleet would be elsewhere) --------------
 
 
-async def publish(port: int, devices: int, messages: int, presses: int, out: Path) -> None:
+async def publish(
+    port: int, devices: int, messages: int, presses: int, out: Path, rate: float = 0.0
+) -> None:
     """Publish ``messages`` uplinks as fast as QoS 1 allows; time each press's downlink."""
     press_every = max(1, messages // max(1, presses))
     frames: list[tuple[str, bytes, str | None]] = []
@@ -90,7 +92,11 @@ async def publish(port: int, devices: int, messages: int, presses: int, out: Pat
         listener = asyncio.create_task(listen())
         started = time.monotonic()
         window: list[asyncio.Task[None]] = []
-        for topic, payload, press_key in frames:
+        for n, (topic, payload, press_key) in enumerate(frames):
+            if rate > 0:  # paced: message n leaves at started + n / rate
+                delay_s = started + n / rate - time.monotonic()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
             if press_key:
                 sent_at[press_key] = time.monotonic()
             window.append(asyncio.create_task(client.publish(topic, payload, qos=1)))
@@ -126,6 +132,7 @@ async def bare_subscriber_rate(port: int, devices: int, messages: int) -> float:
             str(messages),
             "0",
             os.devnull,
+            "0",
         )
         first = last = 0.0
 
@@ -201,6 +208,7 @@ async def main(args: argparse.Namespace) -> None:
             str(args.messages),
             str(args.presses),
             str(result_path),
+            str(args.rate),
         )
         uplinks = runtime.metrics.uplinks
         first_commit = last_commit = 0.0
@@ -221,6 +229,12 @@ async def main(args: argparse.Namespace) -> None:
                 break
             await asyncio.sleep(0.01)
         await publisher.wait()
+        buckets = [
+            (sample.labels["le"], sample.value)
+            for metric in runtime.metrics.ingest_latency.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_bucket")
+        ]
         await runtime.stop()
         published = json.loads(result_path.read_text())
         latencies = published["latencies_ms"]
@@ -228,6 +242,10 @@ async def main(args: argparse.Namespace) -> None:
         print(f"uplinks committed          {int(total)} / {args.messages}")
         print(f"ingest rate                {rate:,.0f} uplinks/s (PostgreSQL, dedup, persistence)")
         print(f"bare subscriber baseline   {baseline:,.0f} msgs/s  → ratio {rate / baseline:.0%}")
+        print(
+            "receipt → commit (cumulative count per bucket, s): "
+            + ", ".join(f"≤{le}: {int(count)}" for le, count in buckets)
+        )
         print(f"publisher send time        {published['published_s']:.2f} s")
         print(
             f"press → received downlink  n={len(latencies)}/{published['presses']}  "
@@ -243,10 +261,15 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "publish":
-        _cmd, port_arg, devices_arg, messages_arg, presses_arg, out_arg = sys.argv[1:7]
+        _cmd, port_arg, devices_arg, messages_arg, presses_arg, out_arg, rate_arg = sys.argv[1:8]
         asyncio.run(
             publish(
-                int(port_arg), int(devices_arg), int(messages_arg), int(presses_arg), Path(out_arg)
+                int(port_arg),
+                int(devices_arg),
+                int(messages_arg),
+                int(presses_arg),
+                Path(out_arg),
+                float(rate_arg),
             )
         )
     else:
@@ -254,5 +277,6 @@ if __name__ == "__main__":
         parser.add_argument("--messages", type=int, default=40_000)
         parser.add_argument("--devices", type=int, default=2_000)
         parser.add_argument("--presses", type=int, default=200)
+        parser.add_argument("--rate", type=float, default=0.0, help="uplinks/s; 0 = flat out")
         parser.add_argument("--db-url", default="")
         asyncio.run(main(parser.parse_args()))
