@@ -42,6 +42,7 @@ from alertnet.posts.api import router as posts_router
 from alertnet.realtime.api import redact_query_tokens_in_server_logs
 from alertnet.realtime.api import router as stream_router
 from alertnet.realtime.hub import Hub
+from alertnet.web import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream_router)
     app.include_router(alerts_router)
     app.include_router(posts_router)
+    app.include_router(web_router)
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
     return app

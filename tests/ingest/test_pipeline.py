@@ -24,7 +24,7 @@ from alertnet.models import (
 )
 from alertnet.protocol import AckState, EventCode, Uplink, WireFormat, decode_downlink
 from tests.ingest.helpers import EUI, KEY, running_pipeline
-from tests.support.factories import create_device, create_mahalla
+from tests.support.factories import create_device, create_mahalla, create_offer, create_post
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -266,3 +266,21 @@ async def test_occurred_at_is_received_at_minus_age(session_factory: SessionFact
     async with session_factory() as session:
         event = (await session.scalars(select(Event))).one()
         assert event.occurred_at == received_at - timedelta(seconds=90)
+
+
+async def test_a_cancel_on_an_offered_alert_is_announced_to_the_offered_post(
+    session_factory: SessionFactory,
+) -> None:
+    await _device(session_factory)
+    async with running_pipeline(session_factory) as pipeline:
+        press = await pipeline.submit(_raw(Uplink.build(KEY, EUI, 1, EventCode.PANIC)))
+        async with unit_of_work(session_factory) as session:
+            alert = await session.get_one(Alert, press.alert_id)
+            alert.state = "offered"
+            post = await create_post(session, callsign="P-9")
+            await create_offer(session, alert, post)
+        await pipeline.submit(_raw(Uplink.build(KEY, EUI, 2, EventCode.CANCEL)))
+    async with session_factory() as session:
+        last = await session.scalar(select(FeedItem).order_by(FeedItem.seq.desc()).limit(1))
+    assert last is not None and last.type == "alert.updated"
+    assert last.post_id == post.id and last.data["cancel_count"] == 1

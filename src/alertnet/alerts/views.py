@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.models import Alert, Device, Mahalla, Post
+from alertnet.models import Alert, Device, Mahalla, Offer, OfferState, Post
 
 
 def _iso(value: Any) -> str | None:
@@ -28,14 +28,16 @@ async def alert_views(session: AsyncSession, alert_ids: Sequence[int]) -> dict[i
             Mahalla.name,
             Mahalla.risk,
             Post.callsign,
+            Offer.post_id,
         )
         .join(Device, Device.id == Alert.device_id)
         .outerjoin(Mahalla, Mahalla.id == Alert.mahalla_id)
         .outerjoin(Post, Post.id == Alert.post_id)
+        .outerjoin(Offer, (Offer.alert_id == Alert.id) & (Offer.state == OfferState.PENDING))
         .where(Alert.id.in_(alert_ids))
     )
     views: dict[int, dict[str, Any]] = {}
-    for alert, eui, kind, address, mahalla, risk, callsign in rows:
+    for alert, eui, kind, address, mahalla, risk, callsign, offered_post_id in rows:
         views[alert.id] = {
             "id": alert.id,
             "device_eui": eui,
@@ -57,5 +59,7 @@ async def alert_views(session: AsyncSession, alert_ids: Sequence[int]) -> dict[i
             "drill": alert.drill,
             "post": callsign,
             "post_id": alert.post_id,
+            # The post that has it on offer right now: it must hear about changes (a cancel).
+            "offered_post_id": offered_post_id,
         }
     return views

@@ -855,7 +855,7 @@ class _Batch:
                     "alert.opened" if alert_id in opened else "alert.updated",
                     view,
                     alert_id=alert_id,
-                    post_id=view["post_id"],
+                    post_id=view["post_id"] or view["offered_post_id"],
                     mahalla_id=view["mahalla_id"],
                 )
             )

@@ -1,0 +1,102 @@
+"""Serves the web pages (``/console``, ``/tablet``, ``/login``) and their static files.
+
+Everything a page needs comes from alertnet itself: ``/static/`` is ``web/static/`` (plain
+HTML, CSS and JavaScript, no build step) and ``/static/leaflet/`` is the Leaflet of the
+installed ``xstatic-leaflet`` package, so no page fetches code from the internet. The pages
+are public files; what they show comes from the API, which checks the session cookie.
+
+Pages and static files are sent with ``Cache-Control: no-cache`` (revalidate by ETag each
+time): a tablet must never keep running yesterday's script after an upgrade. The tablet and
+login pages also get a strict Content-Security-Policy (own origin only, no inline script).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import xstatic.pkg.leaflet as leaflet
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from alertnet.errors import NotFound
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+LEAFLET_DIR: Final = Path(leaflet.BASE_DIR)
+
+# Own origin only; 'self' covers the same-origin WebSocket (ws: / wss:) in current browsers.
+STRICT_CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; media-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_COMMON_HEADERS: Final = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """``StaticFiles`` whose answers must be revalidated (ETag) before each use."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+router = APIRouter(include_in_schema=False)
+# The more specific mount first: /static/leaflet/… must not be looked up in web/static/.
+router.mount("/static/leaflet", RevalidatedStaticFiles(directory=LEAFLET_DIR), name="leaflet")
+router.mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _page(name: str, *, csp: str | None = STRICT_CSP) -> FileResponse:
+    path = STATIC_DIR / name
+    if not path.is_file():
+        raise NotFound(f"the page {name} is not installed")
+    headers = dict(_COMMON_HEADERS)
+    if csp is not None:
+        headers["Content-Security-Policy"] = csp
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+
+
+# Plain ``def``: FastAPI runs them in its thread pool, so the file checks never block the loop.
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=307)
+
+
+@router.get("/login")
+def login_page() -> FileResponse:
+    return _page("login.html")
+
+
+@router.get("/tablet")
+def tablet_page() -> FileResponse:
+    return _page("tablet.html")
+
+
+@router.get("/console")
+def console_page() -> FileResponse:
+    # No CSP here: the console's map loads tiles from the configured tile server.
+    return _page("console.html", csp=None)
+
+
+@router.get("/web/config.json")
+def web_config(request: Request) -> dict[str, Any]:
+    """What the pages need from the settings (the map's tile server for the console)."""
+    return {"tile_url": request.app.state.runtime.settings.tile_url}
