@@ -20,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet import __version__
 from alertnet.alerts.api import router as alerts_router
+from alertnet.alerts.counts import router as counts_router
 from alertnet.auth.api import router as auth_router
 from alertnet.auth.audit import RequestAuditMiddleware
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory
+from alertnet.devices.api import router as devices_router
 from alertnet.dispatch.engine import Dispatcher
 from alertnet.errors import AlertnetError
 from alertnet.gateways.api import router as gateways_router
@@ -190,6 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream_router)
     app.include_router(alerts_router)
     app.include_router(posts_router)
+    app.include_router(devices_router)
+    app.include_router(counts_router)
     app.include_router(web_router)
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
