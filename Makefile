@@ -60,12 +60,8 @@ fmt: venv ## Format the code and apply ruff's safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: venv ## Ingest benchmark with the firmware simulator (table and plot)
-	@if [ ! -f firmware_sim/__main__.py ]; then \
-		echo "make bench: the benchmark is not built yet (no firmware_sim/__main__.py)" >&2; \
-		exit 1; \
-	fi
-	$(BIN)/python -m firmware_sim bench
+bench: venv ## Load bench with the firmware simulator: table, JSON and PNG in bench/results/ (BENCH_ARGS=--help)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove caches and build artefacts (keeps .venv and any local database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist ./*.egg-info src/*.egg-info

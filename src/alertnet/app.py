@@ -57,11 +57,14 @@ class Runtime:
         self.metrics = Metrics()
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.session_factory: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
+        # Ingest has a pool of its own: a crowd of API requests (tablets logging in, consoles
+        # loading) must never leave a press waiting for a database connection.
+        self.ingest_engine: AsyncEngine = create_engine(settings.database_url)
         self.broker = (
             EmbeddedBroker(settings.embedded_mqtt_port) if settings.mqtt_embedded else None
         )
         self.pipeline = Pipeline(
-            self.session_factory,
+            create_session_factory(self.ingest_engine),
             metrics=self.metrics,
             max_batch=settings.batch_max_messages,
             max_wait_s=settings.batch_max_wait_ms / 1000,
@@ -136,6 +139,7 @@ class Runtime:
         if self.broker is not None:
             await self.broker.stop()
         await self.engine.dispose()
+        await self.ingest_engine.dispose()
 
 
 def install_error_handlers(app: FastAPI) -> None:

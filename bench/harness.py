@@ -1,0 +1,369 @@
+"""The stack a bench (or a smoke test) runs the firmware simulator against, on loopback only.
+
+- ``Broker``: the project's own Mosquitto (``alertnet.broker.mosquitto.write_config``) on a
+  free port, restartable on the same port with its persistence (the chaos scenario's hook).
+- ``scratch_database``: a fresh PostgreSQL database, migrated, dropped afterwards.
+- ``register_fleet`` / ``create_tablet_users``: the simulator's devices (bulk Core insert,
+  keys known), posts with their tablet logins, and a dispatcher for the stream watcher.
+- ``AlertnetServer``: ``python -m alertnet serve`` as a subprocess, awaited on ``/readyz``.
+- ``count_alerts`` / ``missing_events``: the database's own verdict after a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy.engine import make_url
+
+from alertnet.broker.mosquitto import write_config
+from alertnet.db import create_engine, create_session_factory, migrate, unit_of_work
+from alertnet.models import Alert, Device, Event
+from firmware_sim.fleet import DeviceSpec
+from firmware_sim.tablet import TabletSpec
+
+HOST = "127.0.0.1"
+DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+TABLET_PASSWORD = "bench-tablet-pass"
+DISPATCHER = ("bench-dispatcher", "bench-dispatcher-pass")
+_INSERT_CHUNK = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {port} after {timeout_s} s") from None
+            time.sleep(0.05)
+
+
+class Broker:
+    """Mosquitto with alertnet's configuration, in ``directory``; ``restart()`` keeps the port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = write_config(self.directory, port=self.port, bind=HOST, run_as=getpass.getuser())
+        with (self.directory / "mosquitto.stderr").open("ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        _wait_listening(self.port, 10.0, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    async def restart(self) -> None:
+        """SIGTERM (Mosquitto saves its persistence) and start again on the same port."""
+        await asyncio.to_thread(self.stop)
+        await asyncio.to_thread(self.start)
+        self.restarts += 1
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("ALERTNET_TEST_PG_URL", DEFAULT_PG_ADMIN_URL)
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(prefix: str = "alertnet_bench") -> AsyncIterator[str]:
+    """A new, migrated PostgreSQL database for the block; dropped (forcibly) afterwards."""
+    admin_url = pg_admin_url()
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        await asyncio.to_thread(migrate, url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(_dsn(admin_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def register_fleet(db_url: str, fleet: Sequence[DeviceSpec]) -> None:
+    """Insert the simulator's devices with their keys (Core, in chunks)."""
+    engine = create_engine(db_url)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            for start in range(0, len(fleet), _INSERT_CHUNK):
+                rows: list[dict[str, Any]] = [
+                    {
+                        "eui": spec.eui,
+                        "kind": spec.kind,
+                        "site": spec.site,
+                        "name": f"sim {spec.transport.value}",
+                        "address": "",
+                        "lat": spec.location.lat,
+                        "lon": spec.location.lon,
+                        "key": spec.key,
+                        "supervision_interval_s": spec.supervision_interval_s,
+                        "status": "active",
+                        "window_highest": -1,
+                        "window_seen": 0,
+                        "last_format": spec.transport.wire_format.value,
+                    }
+                    for spec in fleet[start : start + _INSERT_CHUNK]
+                ]
+                await session.execute(insert(Device), rows)
+    finally:
+        await engine.dispose()
+
+
+async def create_tablet_users(db_url: str, count: int) -> list[TabletSpec]:
+    """``count`` posts, each with a tablet login, and the dispatcher ``DISPATCHER``."""
+    from alertnet.auth.users import create_user
+    from alertnet.posts.service import add_post
+
+    engine = create_engine(db_url)
+    specs = [
+        TabletSpec(f"P-{index + 1:03d}", f"post{index + 1:03d}", TABLET_PASSWORD)
+        for index in range(count)
+    ]
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            for spec in specs:
+                await add_post(session, spec.callsign)
+                await create_user(
+                    session,
+                    spec.username,
+                    "post",
+                    password=spec.password,
+                    post_callsign=spec.callsign,
+                )
+            await create_user(session, DISPATCHER[0], "dispatcher", password=DISPATCHER[1])
+    finally:
+        await engine.dispose()
+    return specs
+
+
+def _route_paths(routes: Iterable[Any]) -> set[str]:
+    paths: set[str] = set()
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            paths.add(path)
+        inner = getattr(route, "original_router", None)  # FastAPI's included routers
+        if inner is not None:
+            paths |= _route_paths(inner.routes)  # their paths carry the prefix already
+    return paths
+
+
+def tablet_endpoints_exist() -> bool:
+    """Whether this alertnet serves the tablet API and the stream yet (DESIGN §5)."""
+    from alertnet.app import create_app
+    from alertnet.config import Settings
+
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    paths = _route_paths(app.routes) | set(app.openapi().get("paths", {}))
+    return {
+        "/api/v1/auth/login",
+        "/api/v1/posts/me/location",
+        "/api/v1/posts/me/status",
+        "/api/v1/offers/{offer_id}/accept",
+        "/api/v1/stream",
+    } <= paths
+
+
+class AlertnetServer:
+    """``python -m alertnet serve`` on a free port; its output goes to ``log_path``."""
+
+    def __init__(
+        self,
+        db_url: str,
+        mqtt_url: str,
+        log_path: Path,
+        *,
+        serial: str = "",
+        client_id: str = "alertnet-bench",
+        extra_env: dict[str, str] | None = None,
+        profile_to: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "ALERTNET_DATABASE_URL": db_url,
+            "ALERTNET_MQTT_URL": mqtt_url,
+            # Fixed: a restarted server resumes its persistent session (and its backlog).
+            "ALERTNET_MQTT_CLIENT_ID": client_id,
+            "ALERTNET_SERIAL": serial,
+            "ALERTNET_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+        self.profile_to = profile_to
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        command = [sys.executable, "-m", "alertnet", "serve", "--port", str(self.port)]
+        if self.profile_to is not None:
+            command = [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "--renderer",
+                "text",
+                "--outfile",
+                str(self.profile_to),
+                "-m",
+                "alertnet",
+                "serve",
+                "--port",
+                str(self.port),
+            ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError("alertnet exited:\n" + self.log_tail())
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(f"{self.base_url}/readyz")
+                    if response.status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise TimeoutError("alertnet did not become ready:\n" + self.log_tail())
+
+    async def uplinks_committed(self) -> float | None:
+        """alertnet's ``alertnet_uplinks_total`` (all outcomes), from ``/metrics``."""
+        async with httpx.AsyncClient() as client:
+            try:
+                response = await client.get(f"{self.base_url}/metrics")
+            except httpx.HTTPError:
+                return None
+        total = 0.0
+        for line in response.text.splitlines():
+            if line.startswith("alertnet_uplinks_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)  # uvicorn (and pyinstrument) finish cleanly
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+async def count_alerts(db_url: str) -> dict[str, int]:
+    """Alerts per kind of problem: ``duplicated`` counts a second alert of one
+    (device, category, trouble) opened while another was open — what must never happen."""
+    engine = create_engine(db_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            total = await session.scalar(select(func.count()).select_from(Alert))
+            rows = (
+                await session.execute(
+                    select(
+                        Alert.device_id,
+                        Alert.category,
+                        Alert.trouble,
+                        Alert.opened_at,
+                        Alert.closed_at,
+                    ).order_by(Alert.device_id, Alert.category, Alert.opened_at)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    duplicated = 0
+    previous: tuple[Any, ...] | None = None
+    for device_id, category, trouble, opened_at, closed_at in rows:
+        key = (device_id, category, trouble)
+        if previous is not None and previous[0] == key:
+            earlier_closed_at = previous[1]
+            if earlier_closed_at is None or earlier_closed_at > opened_at:
+                duplicated += 1
+        previous = (key, closed_at)
+    return {"alerts": int(total or 0), "duplicated": duplicated}
+
+
+async def missing_events(db_url: str, presses: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The (eui, counter) presses that have no event row in the database."""
+    wanted = list(presses)
+    if not wanted:
+        return []
+    engine = create_engine(db_url)
+    found: set[tuple[str, int]] = set()
+    try:
+        async with create_session_factory(engine)() as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = await session.execute(
+                    select(Device.eui, Event.counter)
+                    .join(Device, Device.id == Event.device_id)
+                    .where(tuple_(Device.eui, Event.counter).in_(chunk))
+                )
+                found.update((eui, int(counter)) for eui, counter in rows)
+    finally:
+        await engine.dispose()
+    return [press for press in wanted if press not in found]
