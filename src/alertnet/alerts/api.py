@@ -8,14 +8,14 @@ now.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import case, or_, select
 
-from alertnet.alerts.views import alert_views
+from alertnet.alerts.views import alert_views, iso
 from alertnet.auth.deps import (
     Actor,
     CurrentUser,
@@ -62,10 +62,6 @@ class DeclineIn(BaseModel):
 class CloseIn(BaseModel):
     outcome: Literal["confirmed", "false_alarm", "no_one_found", "handed_over", "other"]
     note: str = Field(default="", max_length=2000)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 async def _visible_alert(session: DbSession, actor: Actor, alert_id: int) -> Alert:
@@ -157,16 +153,16 @@ async def get_alert(alert_id: int, session: DbSession, actor: CurrentUser) -> di
         **view,
         "trouble": alert.trouble,
         "refusal_count": alert.refusal_count,
-        "first_offered_at": _iso(alert.first_offered_at),
-        "accepted_at": _iso(alert.accepted_at),
-        "on_scene_at": _iso(alert.on_scene_at),
-        "closed_at": _iso(alert.closed_at),
-        "escalated_at": _iso(alert.escalated_at),
+        "first_offered_at": iso(alert.first_offered_at),
+        "accepted_at": iso(alert.accepted_at),
+        "on_scene_at": iso(alert.on_scene_at),
+        "closed_at": iso(alert.closed_at),
+        "escalated_at": iso(alert.escalated_at),
         "outcome": alert.outcome,
         "note": alert.note,
         "audit": [
             {
-                "at": _iso(row.at),
+                "at": iso(row.at),
                 "actor": row.actor,
                 "from": row.from_state,
                 "to": row.to_state,
@@ -183,8 +179,8 @@ async def get_alert(alert_id: int, session: DbSession, actor: CurrentUser) -> di
                 "counter": event.counter,
                 "code": event.code,
                 "drill": event.drill,
-                "occurred_at": _iso(event.occurred_at),
-                "received_at": _iso(event.received_at),
+                "occurred_at": iso(event.occurred_at),
+                "received_at": iso(event.received_at),
                 "reception_count": event.reception_count,
                 "best_rssi": event.best_rssi,
                 "best_snr": event.best_snr,
@@ -195,7 +191,7 @@ async def get_alert(alert_id: int, session: DbSession, actor: CurrentUser) -> di
                         "gateway_id": r.gateway_id,
                         "rssi": r.rssi,
                         "snr": r.snr,
-                        "received_at": _iso(r.received_at),
+                        "received_at": iso(r.received_at),
                     }
                     for r in receptions
                     if r.event_id == event.id

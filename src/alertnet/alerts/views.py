@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alertnet.models import Alert, Device, Mahalla, Offer, OfferState, Post
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A timestamp as the API and the feed write it (ISO 8601, UTC offset), or None."""
     return value.isoformat() if value is not None else None
 
 
@@ -54,8 +56,8 @@ async def alert_views(session: AsyncSession, alert_ids: Sequence[int]) -> dict[i
             "risk": risk,
             "lat": alert.lat,
             "lon": alert.lon,
-            "opened_at": _iso(alert.opened_at),
-            "last_event_at": _iso(alert.last_event_at),
+            "opened_at": iso(alert.opened_at),
+            "last_event_at": iso(alert.last_event_at),
             "drill": alert.drill,
             "post": callsign,
             "post_id": alert.post_id,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.alerts.views import iso
 from alertnet.auth.deps import Actor, CurrentUser, DbSession, ensure_mahalla_visible
 from alertnet.errors import Forbidden
 from alertnet.models import (
@@ -35,10 +35,6 @@ router = APIRouter(prefix="/api/v1", tags=["devices"])
 # The order troubles are listed in: what stops a device from reporting at all comes first.
 TROUBLE_ORDER = ("offline", "tamper", "counter_reset", "mains_lost", "low_battery")
 TROUBLE_CATEGORIES = (AlertCategory.TROUBLE, AlertCategory.TAMPER)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _scoped_mahalla(actor: Actor, mahalla_id: int | None) -> int | None:
@@ -124,7 +120,7 @@ async def device_health(
                 "risk": risk,
                 "status": device.status,
                 "battery": device.battery,
-                "last_seen_at": _iso(device.last_seen_at),
+                "last_seen_at": iso(device.last_seen_at),
                 "supervision_interval_s": device.supervision_interval_s,
                 "troubles": _ordered(kinds),
                 "trouble_alert_ids": sorted(set(held.values())),

@@ -46,7 +46,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import Executable
 
 from alertnet.alerts.state import IllegalTransition, is_legal, transition
-from alertnet.alerts.views import alert_views
+from alertnet.alerts.views import alert_views, iso
 from alertnet.config import Settings
 from alertnet.dispatch.geo import bounding_box, half_extent_deg, haversine_m, nearest
 from alertnet.dispatch.notifier import StateNotice
@@ -148,10 +148,6 @@ class _FreePost:
 # --------------------------------------------------------------------------- views and feed
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def post_view(post: Post) -> dict[str, Any]:
     """The post resource shape of DESIGN §5."""
     return {
@@ -160,7 +156,7 @@ def post_view(post: Post) -> dict[str, Any]:
         "status": post.status,
         "lat": post.lat,
         "lon": post.lon,
-        "location_at": _iso(post.location_at),
+        "location_at": iso(post.location_at),
     }
 
 
@@ -173,9 +169,9 @@ def _offer_view(
         "post": callsign,
         "post_id": offer.post_id,
         "state": offer.state,
-        "offered_at": _iso(offer.offered_at),
-        "deadline_at": _iso(offer.deadline_at),
-        "decided_at": _iso(offer.decided_at),
+        "offered_at": iso(offer.offered_at),
+        "deadline_at": iso(offer.deadline_at),
+        "decided_at": iso(offer.decided_at),
         # A negative distance marks a dispatcher's assignment to a post with no location.
         "distance_m": round(offer.distance_m, 1) if offer.distance_m >= 0 else None,
         "reason": offer.reason,
