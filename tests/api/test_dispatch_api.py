@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.db import unit_of_work
 from alertnet.ingest.pipeline import RawUplink
-from alertnet.models import Transport
+from alertnet.models import Post, Transport, utcnow
 from alertnet.protocol import EventCode, Uplink
 from tests.auth.helpers import Account, bearer, build_app, create_account
 from tests.support.factories import create_device, create_mahalla, create_post
@@ -218,3 +219,27 @@ async def test_console_queue_assign_and_cancel_with_scopes(
     assert no_reason.status_code == 422
     me = (await api.get("/api/v1/posts/me", headers=bearer(p2))).json()
     assert me["offer"] is None
+
+
+async def test_a_fresh_location_report_brings_a_waiting_alert(
+    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """An available post whose position went stale is not eligible until it reports again."""
+    city = await _city(session_factory)
+    p1 = city.accounts["p1"]
+    await api.post("/api/v1/posts/me/status", json={"status": "available"}, headers=bearer(p1))
+    async with unit_of_work(session_factory) as session:
+        post = await session.get_one(Post, p1.post_id)
+        post.location_at = utcnow() - timedelta(minutes=10)
+    await _press(api, 1)
+    await _eventually(
+        api,
+        "/api/v1/alerts",
+        city.accounts["dispatcher"],
+        lambda body: body and body[0]["state"] == "escalated",
+    )
+    report = await api.post(
+        "/api/v1/posts/me/location", json={"lat": NEAR[0], "lon": NEAR[1]}, headers=bearer(p1)
+    )
+    assert report.status_code == 200
+    assert report.json()["offer"] is not None and report.json()["offer"]["post"] == "P-1"

@@ -15,7 +15,7 @@ from alertnet.dispatch.notifier import StateNotice
 from alertnet.dispatch.service import DEFAULT_POLICY, DispatchPolicy, post_view
 from alertnet.errors import Conflict, InvalidInput, NotFound
 from alertnet.mahallas import check_location, get_mahalla_by_name
-from alertnet.models import Post, PostStatus, utcnow
+from alertnet.models import Alert, AlertCategory, AlertState, Post, PostStatus, utcnow
 from alertnet.realtime.feed import FeedMessage, append
 
 MAX_CALLSIGN_LENGTH = 40
@@ -101,9 +101,22 @@ async def report_location(
     post = await _locked_post(session, post_id)
     post.lat, post.lon, post.accuracy_m, post.location_at = lat, lon, accuracy_m, utcnow()
     await _announce(session, post)
-    if post.status != PostStatus.AVAILABLE:
-        return []
+    if post.status != PostStatus.AVAILABLE or not await _alerts_waiting(session):
+        return []  # the common case, every few seconds per tablet: no dispatch pass
     return await dispatch.post_available(session, post_id, policy=policy)
+
+
+async def _alerts_waiting(session: AsyncSession) -> bool:
+    """Is any police alert waiting for a post (new or escalated)? One indexed probe."""
+    waiting = await session.scalar(
+        select(Alert.id)
+        .where(
+            Alert.state.in_((AlertState.NEW, AlertState.ESCALATED)),
+            Alert.category != AlertCategory.TROUBLE,
+        )
+        .limit(1)
+    )
+    return waiting is not None
 
 
 async def set_status(
