@@ -284,3 +284,42 @@ async def test_a_cancel_on_an_offered_alert_is_announced_to_the_offered_post(
         last = await session.scalar(select(FeedItem).order_by(FeedItem.seq.desc()).limit(1))
     assert last is not None and last.type == "alert.updated"
     assert last.post_id == post.id and last.data["cancel_count"] == 1
+
+
+async def test_a_power_cut_batch_raises_one_trouble_per_device_in_order(
+    session_factory: SessionFactory,
+) -> None:
+    """Many mains_lost in one transaction; a device restored within the batch ends clear."""
+    async with unit_of_work(session_factory) as session:
+        alarms = [await create_device(session, kind="intrusion_alarm") for _ in range(30)]
+    flicker = alarms[0]
+    raws = [
+        RawUplink(Uplink.build(d.key, d.eui, 1, EventCode.MAINS_LOST).to_bytes(), Transport.MQTT)
+        for d in alarms
+    ]
+    raws.append(
+        RawUplink(
+            Uplink.build(flicker.key, flicker.eui, 2, EventCode.MAINS_RESTORED).to_bytes(),
+            Transport.MQTT,
+        )
+    )
+    raws.append(
+        RawUplink(
+            Uplink.build(alarms[1].key, alarms[1].eui, 2, EventCode.LOW_BATTERY).to_bytes(),
+            Transport.MQTT,
+        )
+    )
+    async with running_pipeline(session_factory) as pipeline:
+        result = await pipeline.process(raws)
+    assert all(o.disposition is Disposition.NEW for o in result.outcomes)
+    assert all(o.alert_id is not None for o in result.outcomes)
+    async with session_factory() as session:
+        alerts = {a.device_id: a for a in await session.scalars(select(Alert))}
+        unlinked = await session.scalar(
+            select(func.count()).select_from(Event).where(Event.alert_id.is_(None))
+        )
+    assert len(alerts) == 30 and unlinked == 0
+    assert (alerts[flicker.id].state, alerts[flicker.id].trouble) == ("closed", "")
+    assert alerts[alarms[1].id].trouble == "mains_lost,low_battery"
+    assert {a.state for d, a in alerts.items() if d != flicker.id} == {"new"}
+    assert len(result.opened_alert_ids) == 30

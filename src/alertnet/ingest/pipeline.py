@@ -79,6 +79,8 @@ POLICE_CATEGORY = {
     EventCode.MEDICAL: AlertCategory.MEDICAL,
     EventCode.TAMPER: AlertCategory.TAMPER,
 }
+TROUBLE_RAISES = frozenset({EventCode.MAINS_LOST, EventCode.LOW_BATTERY})
+TROUBLE_CLEARS = frozenset({EventCode.MAINS_RESTORED})
 # Events that must never wait behind heartbeats.
 URGENT_EVENTS = frozenset(POLICE_CATEGORY) | {EventCode.CANCEL}
 DEVICES = cast(Table, Device.__table__)
@@ -443,12 +445,27 @@ class _Batch:
         event_ids.update(await self._record_duplicates(duplicates, devices))
         await self._insert_receptions(event_ids, devices)
         alert_of_event: dict[int, int] = {}
+        # Troubles raised by the batch (a power cut: mains_lost from every alarm) are applied
+        # together; a clear for the same condition must not overtake them, so it flushes first.
+        raises: list[tuple[int, trouble.DeviceRef, str, datetime]] = []
         for index in new_events:
-            if index in inserted:
-                alert_id = await self._apply_event(index, inserted[index], devices)
-                if alert_id is not None:
-                    alert_of_event[inserted[index]] = alert_id
-        for index, event_id in event_ids.items():  # copies of an event created in this batch
+            if index not in inserted:
+                continue
+            uplink, _fmt = self._uplink(index)
+            if uplink.event in TROUBLE_RAISES:
+                at = self.raws[index].received_at
+                raises.append(
+                    (inserted[index], devices[uplink.eui].ref, uplink.event.wire_name, at)
+                )
+                continue
+            if uplink.event in TROUBLE_CLEARS:
+                alert_of_event.update(await self._raise_troubles(raises))
+            alert_id = await self._apply_event(index, devices)
+            if alert_id is not None:
+                alert_of_event[inserted[index]] = alert_id
+        alert_of_event.update(await self._raise_troubles(raises))
+        await self._link_events(alert_of_event)
+        for index, event_id in event_ids.items():  # every copy learns its event's alert
             outcome = self.outcomes[index]
             if outcome is not None and outcome.alert_id is None and event_id in alert_of_event:
                 self.outcomes[index] = replace(outcome, alert_id=alert_of_event[event_id])
@@ -743,35 +760,50 @@ class _Batch:
 
     # -- alerts ---------------------------------------------------------------------------------
 
-    async def _apply_event(
-        self, index: int, event_id: int, devices: dict[str, _DeviceState]
-    ) -> int | None:
-        """Open, merge, cancel or trouble as the event says; returns the alert it touched."""
+    async def _apply_event(self, index: int, devices: dict[str, _DeviceState]) -> int | None:
+        """Open, merge, cancel or clear as the event says; returns the alert it touched."""
         uplink, _fmt = self._uplink(index)
         device = devices[uplink.eui]
         at = self.raws[index].received_at
-        alert_id: int | None = None
         category = POLICE_CATEGORY.get(uplink.event)
         if category is not None:
-            alert_id = await self._open_or_merge(device, category, uplink, at)
-        elif uplink.event is EventCode.CANCEL:
-            alert_id = await self._record_cancel(device, at)
-        elif uplink.event in (EventCode.MAINS_LOST, EventCode.LOW_BATTERY):
-            alert_id = self._note(
-                await trouble.raise_(self.session, device.ref, uplink.event.wire_name, at)
-            )
-        elif uplink.event is EventCode.MAINS_RESTORED:
-            alert_id = self._note(
+            return await self._open_or_merge(device, category, uplink, at)
+        if uplink.event is EventCode.CANCEL:
+            return await self._record_cancel(device, at)
+        if uplink.event is EventCode.MAINS_RESTORED:
+            return self._note(
                 await trouble.clear(self.session, device.ref, EventCode.MAINS_LOST.wire_name, at)
             )
-        if alert_id is not None:
+        return None
+
+    async def _raise_troubles(
+        self, raises: list[tuple[int, trouble.DeviceRef, str, datetime]]
+    ) -> dict[int, int]:
+        """Apply the buffered trouble raises (and empty the buffer); {event id: alert id}."""
+        if not raises:
+            return {}
+        changes = await trouble.raise_many(
+            self.session, [(device, kind, at) for _event_id, device, kind, at in raises]
+        )
+        linked = {}
+        for (event_id, _device, _kind, _at), change in zip(raises, changes, strict=True):
+            self._note(change)
+            linked[event_id] = change.alert_id
+        raises.clear()
+        return linked
+
+    async def _link_events(self, alert_of_event: dict[int, int]) -> None:
+        """Point each new event at the alert it opened or joined (one statement)."""
+        if alert_of_event:
             await self.session.execute(
-                update(Event).where(Event.id == event_id).values(alert_id=alert_id)
+                update(EVENTS)
+                .where(EVENTS.c.id == bindparam("event_id"))
+                .values(alert_id=bindparam("alert_id")),
+                [
+                    {"event_id": event_id, "alert_id": alert_id}
+                    for event_id, alert_id in alert_of_event.items()
+                ],
             )
-            outcome = self.outcomes[index]
-            assert outcome is not None
-            self.outcomes[index] = replace(outcome, alert_id=alert_id)
-        return alert_id
 
     async def _open_or_merge(
         self, device: _DeviceState, category: AlertCategory, uplink: Uplink, at: datetime
