@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet import __version__
+from alertnet.admin.api import router as admin_router
 from alertnet.alerts.api import router as alerts_router
 from alertnet.alerts.counts import router as counts_router
 from alertnet.auth.api import router as auth_router
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(posts_router)
     app.include_router(devices_router)
+    app.include_router(admin_router)
     app.include_router(counts_router)
     app.include_router(web_router)
     app.include_router(ingest_http_router)

@@ -1,0 +1,1 @@
+"""Administration over HTTP: registering what the network is made of."""
