@@ -43,10 +43,6 @@ class Settings(BaseSettings):
         return url
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def mqtt_embedded(self) -> bool:
         return self.mqtt_url in ("", EMBEDDED)
 

@@ -23,6 +23,7 @@ from alertnet.auth.deps import (
     DispatcherActor,
     PostActor,
     ensure_mahalla_visible,
+    own_post_id,
 )
 from alertnet.dispatch.geo import haversine_m
 from alertnet.dispatch.service import offer_views, post_view
@@ -43,8 +44,6 @@ from alertnet.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-CLOSE_OUTCOMES = ("confirmed", "false_alarm", "no_one_found", "handed_over", "other")
 
 
 class AssignIn(BaseModel):
@@ -249,21 +248,21 @@ async def cancel(
 
 @router.post("/alerts/{alert_id}/arrive", summary="The post is on scene")
 async def arrive(alert_id: int, request: Request, actor: PostActor) -> dict[str, Any]:
-    await request.app.state.runtime.dispatcher.arrive(alert_id, _own_post(actor), actor.username)
+    await request.app.state.runtime.dispatcher.arrive(alert_id, own_post_id(actor), actor.username)
     return await _alert_now(request, alert_id)
 
 
 @router.post("/alerts/{alert_id}/close", summary="Close the alert with an outcome and a note")
 async def close(alert_id: int, body: CloseIn, request: Request, actor: PostActor) -> dict[str, Any]:
     await request.app.state.runtime.dispatcher.close(
-        alert_id, _own_post(actor), body.outcome, body.note or None, actor.username
+        alert_id, own_post_id(actor), body.outcome, body.note or None, actor.username
     )
     return await _alert_now(request, alert_id)
 
 
 @router.post("/offers/{offer_id}/accept", summary="Accept an offer: help is on the way")
 async def accept(offer_id: int, request: Request, actor: PostActor) -> dict[str, Any]:
-    await request.app.state.runtime.dispatcher.accept(offer_id, _own_post(actor), actor.username)
+    await request.app.state.runtime.dispatcher.accept(offer_id, own_post_id(actor), actor.username)
     return await _offer_now(request, offer_id)
 
 
@@ -272,7 +271,7 @@ async def decline(
     offer_id: int, body: DeclineIn, request: Request, actor: PostActor
 ) -> dict[str, Any]:
     await request.app.state.runtime.dispatcher.decline(
-        offer_id, _own_post(actor), body.reason or "declined", actor.username
+        offer_id, own_post_id(actor), body.reason or "declined", actor.username
     )
     return await _offer_now(request, offer_id)
 
@@ -301,12 +300,6 @@ async def stats(
             raise Forbidden("an observer reads its own mahalla's figures only")
         rows = [row for row in rows if row.get("id") == actor.mahalla_id]
     return rows
-
-
-def _own_post(actor: Actor) -> int:
-    if actor.post_id is None:
-        raise Forbidden("this account is not bound to a post")
-    return actor.post_id
 
 
 async def _offer_now(request: Request, offer_id: int) -> dict[str, Any]:

@@ -189,6 +189,13 @@ def ensure_post_owns(actor: Actor, post_id: int | None) -> None:
         raise Forbidden(f"{actor.username} does not act for this post")
 
 
+def own_post_id(actor: Actor) -> int:
+    """The post a tablet account acts for; Forbidden for an account bound to no post."""
+    if actor.post_id is None:
+        raise Forbidden(f"{actor.username} is not bound to a post")
+    return actor.post_id
+
+
 def ensure_mahalla_visible(actor: Actor, mahalla_id: int | None) -> None:
     """Forbidden unless ``actor`` may read what happens in mahalla ``mahalla_id``.
 

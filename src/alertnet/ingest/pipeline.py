@@ -243,10 +243,6 @@ class Pipeline:
         self._arrived.set()
         return item.future
 
-    @property
-    def backlog(self) -> int:
-        return len(self._urgent) + len(self._routine)
-
     # -- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -14,9 +14,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alertnet.alerts.views import alert_views
-from alertnet.auth.deps import Actor, DbSession, DispatcherActor, PostActor
+from alertnet.auth.deps import DbSession, DispatcherActor, PostActor, own_post_id
 from alertnet.dispatch.service import offer_views, post_view
-from alertnet.errors import Forbidden
 from alertnet.models import Alert, AlertState, Offer, OfferState, Post
 from alertnet.posts import service
 
@@ -31,12 +30,6 @@ class LocationIn(BaseModel):
 
 class StatusIn(BaseModel):
     status: Literal["available", "off_duty"]
-
-
-def _post_id(actor: Actor) -> int:
-    if actor.post_id is None:
-        raise Forbidden("this account is not bound to a post")
-    return actor.post_id
 
 
 async def _me(request: Request, post_id: int) -> dict[str, Any]:
@@ -63,12 +56,12 @@ async def _me(request: Request, post_id: int) -> dict[str, Any]:
 
 @router.get("/posts/me", summary="The tablet's post, its pending offer and its current alert")
 async def get_me(request: Request, actor: PostActor) -> dict[str, Any]:
-    return await _me(request, _post_id(actor))
+    return await _me(request, own_post_id(actor))
 
 
 @router.post("/posts/me/location", summary="Report the post's position (every few seconds)")
 async def report_location(request: Request, body: LocationIn, actor: PostActor) -> dict[str, Any]:
-    post_id = _post_id(actor)
+    post_id = own_post_id(actor)
     dispatcher = request.app.state.runtime.dispatcher
     await dispatcher.perform(
         lambda session: service.report_location(
@@ -80,7 +73,7 @@ async def report_location(request: Request, body: LocationIn, actor: PostActor) 
 
 @router.post("/posts/me/status", summary="Go available or off duty")
 async def set_status(request: Request, body: StatusIn, actor: PostActor) -> dict[str, Any]:
-    post_id = _post_id(actor)
+    post_id = own_post_id(actor)
     dispatcher = request.app.state.runtime.dispatcher
     await dispatcher.perform(
         lambda session: service.set_status(
