@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alertnet.config import Settings
-from alertnet.db import create_engine, create_session_factory
+from alertnet.db import create_engine, create_session_factory, is_retryable
 from alertnet.dispatch import service
-from alertnet.dispatch.engine import Dispatcher, is_retryable
+from alertnet.dispatch.engine import Dispatcher
 from alertnet.dispatch.notifier import RecordingNotifier, StateNotice
 from alertnet.errors import Conflict
 from alertnet.models import Offer, utcnow

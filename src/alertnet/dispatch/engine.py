@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet import db
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
 from alertnet.dispatch import service
@@ -38,23 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Action = Callable[[AsyncSession], Awaitable[Sequence[StateNotice]]]
 
-# PostgreSQL: serialization failure, deadlock detected, lock not available.
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 # A pass never loops forever on a queue that keeps refilling within one step.
 _MAX_PAGES_PER_STEP = 1_000
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """A database error that a fresh attempt of the same transaction may well not hit."""
-    if isinstance(exc, IntegrityError):
-        return True  # a lost race on a unique index: the retry re-reads and decides again
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-        return True
-    message = str(orig).lower()
-    return isinstance(exc, OperationalError) and ("locked" in message or "busy" in message)
 
 
 class Dispatcher:
@@ -151,7 +137,7 @@ class Dispatcher:
         try:
             notices = await self._transaction(action)
         except DBAPIError as exc:
-            if is_retryable(exc):
+            if db.is_retryable(exc):
                 raise Conflict("the alert changed concurrently; try again") from exc
             raise
         finally:
@@ -243,7 +229,7 @@ class Dispatcher:
                 async with unit_of_work(self.session_factory) as session:
                     return await work(session)
             except DBAPIError as exc:
-                if not is_retryable(exc) or attempt == self.max_attempts:
+                if not db.is_retryable(exc) or attempt == self.max_attempts:
                     raise
                 self.retries += 1
                 log.info("dispatch transaction lost a race (attempt %d): %s", attempt, exc.orig)

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, text
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import Executable
 
+from alertnet import db
 from alertnet.alerts.state import IllegalTransition, is_legal, transition
 from alertnet.alerts.views import alert_views, iso
 from alertnet.config import Settings
@@ -259,26 +260,11 @@ async def _move(
 # --------------------------------------------------------------------------- locking
 
 
-def _is_sqlite(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "sqlite"
-
-
-async def _write_lock(session: AsyncSession) -> None:
-    """On SQLite, take the database write lock now, so the reads that follow are authoritative.
-
-    A no-op UPDATE makes the driver open the transaction and SQLite grant the (single) write
-    lock; another writer then waits on the busy timeout. PostgreSQL uses row locks instead.
-    """
-    await session.flush()
-    if _is_sqlite(session):
-        await session.execute(text("UPDATE alerts SET id = id WHERE 0"))
-
-
 async def _lock_alert(
     session: AsyncSession, alert_id: int, *, skip_locked: bool = False
 ) -> Alert | None:
     """The alert's latest committed row, locked for this transaction (None: absent or busy)."""
-    await _write_lock(session)
+    await db.write_lock(session)
     return (
         await session.execute(
             select(Alert)
@@ -311,7 +297,7 @@ async def _lock_offer_and_alert(session: AsyncSession, offer_id: int) -> tuple[A
 
 
 async def _lock_post(session: AsyncSession, post_id: int) -> Post:
-    await _write_lock(session)
+    await db.write_lock(session)
     post = (
         await session.execute(
             select(Post)
@@ -366,7 +352,7 @@ async def _claim_post(
 
     ``SKIP LOCKED``: a post another transaction is working on is simply not free for us.
     """
-    await _write_lock(session)
+    await db.write_lock(session)
     post = (
         await session.execute(
             select(Post)
@@ -416,10 +402,10 @@ async def _free_posts(
 async def _claim_rows(session: AsyncSession, query: Executable) -> list[Any]:
     """Run a queue claim: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite a cheap look
     first, then the write lock and the authoritative read only when there is work."""
-    if _is_sqlite(session):
+    if db.is_sqlite(session):
         if not (await session.execute(query)).first():
             return []
-        await _write_lock(session)
+        await db.write_lock(session)
     return list((await session.execute(query.execution_options(populate_existing=True))).all())
 
 

@@ -31,10 +31,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet import db
 from alertnet.alerts.priority import REPEAT_PRESS_BONUS, REPEAT_PRESS_THRESHOLD, opening_priority
 from alertnet.alerts.views import alert_views
 from alertnet.db import unit_of_work
@@ -194,18 +193,6 @@ def _decode(payload: bytes) -> tuple[Uplink, WireFormat] | DecodeError:
         return exc
 
 
-def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Errors that say the database is unreachable, not that the input is bad."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
 class Pipeline:
     """Micro-batching ingest: ``submit()`` from any transport, ``run()`` as one long-lived task."""
 
@@ -287,7 +274,7 @@ class Pipeline:
             except Exception as exc:
                 attempt += 1
                 self._metrics.batch_failures.inc()
-                if _is_transient(exc) or attempt < 3:
+                if db.is_transient(exc) or attempt < 3:
                     delay_s = min(0.05 * 2**attempt, 5.0)
                     log.warning("ingest batch failed (%s), retry in %.2fs", exc, delay_s)
                     await asyncio.sleep(delay_s)
@@ -648,7 +635,7 @@ class _Batch:
                 }
             )
         statement = (
-            _dialect_insert(self.session, Event)
+            db.insert(self.session, Event)
             .on_conflict_do_nothing(index_elements=["device_id", "counter"])
             .returning(Event.id, Event.device_id, Event.counter)
         )
@@ -806,7 +793,7 @@ class _Batch:
     ) -> int:
         """One statement: open an alert, or merge the press into the device's open one."""
         priority = opening_priority(category, device.risk)
-        statement = _dialect_insert(self.session, Alert).values(
+        statement = db.insert(self.session, Alert).values(
             device_id=device.id,
             mahalla_id=device.mahalla_id,
             category=category.value,
