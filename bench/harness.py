@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.engine import make_url
 
-from alertnet.broker.mosquitto import write_config
+from alertnet.broker.mosquitto import Listener, write_config
 from alertnet.db import create_engine, create_session_factory, migrate, unit_of_work
 from alertnet.models import Alert, Device, Event
 from firmware_sim.fleet import DeviceSpec
@@ -40,7 +40,7 @@ from firmware_sim.tablet import TabletSpec
 HOST = "127.0.0.1"
 DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TABLET_PASSWORD = "bench-tablet-pass"
-DISPATCHER = ("bench-dispatcher", "bench-dispatcher-pass")
+DISPATCHER = ("bench-dispatcher", "load-run watch 7319 quiet")
 _INSERT_CHUNK = 2000
 
 
@@ -80,7 +80,13 @@ class Broker:
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        conf = write_config(self.directory, port=self.port, bind=HOST, run_as=getpass.getuser())
+        # Anonymous (loopback only): the simulator's fleet shares a few connections here.
+        conf = write_config(
+            self.directory,
+            listeners=[Listener(HOST, self.port)],
+            accounts=None,
+            run_as=getpass.getuser(),
+        )
         with (self.directory / "mosquitto.stderr").open("ab") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(conf)],
@@ -247,6 +253,8 @@ class AlertnetServer:
             "ALERTNET_MQTT_CLIENT_ID": client_id,
             "ALERTNET_SERIAL": serial,
             "ALERTNET_LOG_LEVEL": "WARNING",
+            # The bench and the simulator read /metrics from this host without a token.
+            "ALERTNET_METRICS_ALLOW": HOST,
             **(extra_env or {}),
         }
         self.profile_to = profile_to

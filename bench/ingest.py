@@ -31,7 +31,7 @@ import aiomqtt
 import asyncpg
 
 from alertnet.app import Runtime
-from alertnet.broker.mosquitto import write_config
+from alertnet.broker.mosquitto import Listener, write_config
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory, migrate, unit_of_work
 from alertnet.models import Device
@@ -164,7 +164,9 @@ def percentile(values: list[float], fraction: float) -> float:
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="alertnet-bench-"))
     port = free_port()
-    conf = write_config(workdir / "mosquitto", port=port)
+    conf = write_config(
+        workdir / "mosquitto", listeners=[Listener("127.0.0.1", port)], accounts=None
+    )
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
     db_name = f"alertnet_bench_{os.getpid()}"
     admin = await asyncpg.connect(PG_ADMIN)

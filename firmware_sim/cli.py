@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from firmware_sim.device import RetryPolicy
+from firmware_sim.device import PROTOCOL_RETRY, RetryPolicy
 from firmware_sim.fleet import FleetPlan, TransportKind, make_fleet, write_import_csv
 from firmware_sim.radio import RadioModel
 from firmware_sim.runner import SCENARIOS, RunConfig, ShellBrokerControl, run_scenario
@@ -125,8 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="frame counter state file (default .firmware_sim/counters-SEED.json)",
     )
-    run.add_argument("--retry-first", type=float, default=2.0, help="first ack wait, seconds")
-    run.add_argument("--retry-max", type=float, default=30.0, help="longest ack wait, seconds")
+    run.add_argument(
+        "--retry-first",
+        type=float,
+        help="first ack wait, s, doubling up to --retry-max (default: the protocol's schedule, "
+        "1, 2, 4, 8 s, then every 15 s ±20 %%)",
+    )
+    run.add_argument("--retry-max", type=float, help="longest ack wait, s (with --retry-first)")
     run.add_argument(
         "--tablets",
         default="",
@@ -179,6 +184,15 @@ def _fleet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retry_policy(first_s: float | None, max_s: float | None) -> RetryPolicy:
+    """The protocol's schedule, unless the run shortens it with --retry-first/--retry-max."""
+    if first_s is None and max_s is None:
+        return PROTOCOL_RETRY
+    first = first_s if first_s is not None else PROTOCOL_RETRY.waits_s[0]
+    longest = max_s if max_s is not None else PROTOCOL_RETRY.waits_s[-1]
+    return RetryPolicy.doubling(first, max(longest, first), jitter=PROTOCOL_RETRY.jitter)
+
+
 def config_from(args: argparse.Namespace) -> RunConfig:
     tablets_text: str = args.tablets
     if tablets_text.startswith("@"):
@@ -206,7 +220,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         radio=RadioModel(random_loss=args.radio_loss),
         pty_dir=args.pty_dir,
         state_path=args.state or Path(f".firmware_sim/counters-{args.seed}.json"),
-        retry=RetryPolicy(first_s=args.retry_first, max_s=max(args.retry_max, args.retry_first)),
+        retry=_retry_policy(args.retry_first, args.retry_max),
         tablets=tuple(parse_tablets(tablets_text)),
         tablet_behaviour=TabletBehaviour(
             accept_p=args.accept,

@@ -3,9 +3,10 @@
 - Every new message takes the next frame counter from flash (``DeviceCounter``: survives a
   reboot, never reused).
 - An alarm (panic, intrusion, fire, medical, tamper) or trouble event (mains lost/restored,
-  low battery, cancel, test) is retransmitted with exponential backoff and jitter — same
-  counter, retransmission flag set, true age since the press — until a downlink ack with
-  state ≥ 1 for that counter arrives (DESIGN §2.2). Later states (dispatched … closed) only
+  low battery, cancel, test) is retransmitted on the protocol's schedule (``PROTOCOL_RETRY``:
+  after 1, 2, 4 and 8 s, then every 15 s ±20 %) — same counter, retransmission flag set, true
+  age since the press — until a downlink ack with state ≥ 1 for that counter arrives
+  (DESIGN §2.2). Later states (dispatched … closed) only
   change the LED.
 - Heartbeats carry no retry: the next one follows one supervision interval later, with jitter
   (the fleet schedules them).
@@ -35,7 +36,7 @@ from firmware_sim.fleet import DeviceSpec
 from firmware_sim.state import DeviceCounter
 from firmware_sim.stats import PressRecord, Recorder
 
-__all__ = ["Link", "RetryPolicy", "SimDevice"]
+__all__ = ["PROTOCOL_RETRY", "Link", "RetryPolicy", "SimDevice"]
 
 LOW_BATTERY_PCT: Final = 20.0
 _MAX_AGE_S: Final = 0xFFFF
@@ -52,23 +53,44 @@ class Link(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff of an unacknowledged event: first wait, growth, cap, jitter (±fraction)."""
+    """When an unacknowledged event is sent again.
 
-    first_s: float = 2.0
-    factor: float = 2.0
-    max_s: float = 30.0
-    jitter: float = 0.25
+    After transmission n the device waits ``waits_s[n - 1]`` for its ack; once the list is
+    used up, its last wait repeats, each time drawn within ±``jitter`` (a fraction) of it, so
+    that devices that raised events together do not retry in step.
+    """
+
+    waits_s: tuple[float, ...]
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.first_s <= 0 or self.factor < 1 or self.max_s < self.first_s:
-            raise ValueError("retry policy needs 0 < first_s <= max_s and factor >= 1")
+        if not self.waits_s or min(self.waits_s) <= 0:
+            raise ValueError("a retry policy needs at least one wait, every wait > 0")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
 
+    @classmethod
+    def doubling(cls, first_s: float, max_s: float, *, jitter: float = 0.2) -> RetryPolicy:
+        """Waits of ``first_s``, doubling up to ``max_s``, which repeats (time-compressed runs)."""
+        if first_s <= 0 or max_s < first_s:
+            raise ValueError("a doubling retry policy needs 0 < first_s <= max_s")
+        waits = [first_s]
+        while waits[-1] * 2 < max_s:
+            waits.append(waits[-1] * 2)
+        if waits[-1] < max_s:
+            waits.append(max_s)
+        return cls(tuple(waits), jitter)
+
     def wait_s(self, attempt: int, rng: random.Random) -> float:
         """How long to wait for the ack after transmission number ``attempt`` (1-based)."""
-        base = min(self.max_s, self.first_s * self.factor ** (attempt - 1))
-        return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+        if attempt < len(self.waits_s):
+            return self.waits_s[attempt - 1]
+        return self.waits_s[-1] * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+# The device contract (DESIGN §2.2, protocol.md §3): an unacknowledged alarm is sent again after
+# 1, 2, 4 and 8 s, then every 15 s ±20 %, until an ack of state >= 1 for its counter arrives.
+PROTOCOL_RETRY: Final = RetryPolicy(waits_s=(1.0, 2.0, 4.0, 8.0, 15.0), jitter=0.2)
 
 
 @dataclass(slots=True)
@@ -99,7 +121,7 @@ class SimDevice:
         self.link = link
         self.recorder = recorder
         self.rng = rng
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or PROTOCOL_RETRY
         self.battery_pct = battery_pct
         self.drain_per_tx_pct = drain_per_tx_pct
         self.mains_on = spec.mains_powered

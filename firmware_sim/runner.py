@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from alertnet.protocol import EventCode
-from firmware_sim.device import RetryPolicy, SimDevice
+from firmware_sim.device import PROTOCOL_RETRY, RetryPolicy, SimDevice
 from firmware_sim.fleet import (
     DeviceSpec,
     FleetPlan,
@@ -109,7 +109,7 @@ class RunConfig:
     radio: RadioModel = field(default_factory=RadioModel)
     pty_dir: Path = Path(".firmware_sim/pty")
     state_path: Path | None = Path(".firmware_sim/counters-1.json")
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = PROTOCOL_RETRY
     tablets: tuple[TabletSpec, ...] = ()
     tablet_behaviour: TabletBehaviour = field(default_factory=TabletBehaviour)
     watcher: tuple[str, str] | None = None

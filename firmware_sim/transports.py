@@ -3,9 +3,13 @@
 Each link has ``run()`` (its long-lived task: connections, reconnection with backoff, pty
 I/O) and ``send(device, uplink)``; acks come back to ``SimDevice.receive_downlink``.
 
-- ``MqttLink``: a few publisher connections shared by the fleet (QoS 1, each publish awaits
-  its PUBACK) and one subscriber on ``alertnet/v1/down/+``. A broker restart drops them; they
-  come back with capped backoff, and devices retransmit what was not acknowledged meanwhile.
+- ``MqttLink``: against a broker that authenticates (a user in the URL, DESIGN §14) each
+  device has its own connection, logged in as its EUI with the password derived from its key,
+  subscribed to its own down topic; the URL's own login is not used. Without a user in the
+  URL, a few anonymous publisher connections are shared by the fleet and one subscriber reads
+  ``alertnet/v1/down/+`` (a benchmark broker on loopback). QoS 1, each publish awaits its
+  PUBACK. A broker restart drops the connections; they come back with capped backoff, and
+  devices retransmit what was not acknowledged meanwhile.
 - ``HttpLink``: ``POST /api/v1/uplinks``; the answer is the ack.
 - ``LoraLink``: simulated REYAX modules (``SimulatedModule``), each owning the master side of
   a pty whose slave path alertnet opens as a serial gateway (``ALERTNET_SERIAL``). The
@@ -45,6 +49,8 @@ from alertnet.protocol import (
     WireFormat,
     decode_downlink,
     decode_downlink_json,
+    device_mqtt_password,
+    down_topic,
     format_rcv,
     parse_topic,
     up_topic,
@@ -111,11 +117,18 @@ class MqttLink:
         self._max_inflight = max_inflight
         self._publishers: list[aiomqtt.Client | None] = [None] * max(1, connections)
         self._subscribed = asyncio.Event()
+        self._per_device = self._username is not None
+        self._device_clients: dict[str, aiomqtt.Client] = {}
         self.reconnects = 0
 
     @property
     def connected(self) -> bool:
+        if self._per_device:
+            return len(self._device_clients) == len(self._fleet())
         return self._subscribed.is_set() and all(c is not None for c in self._publishers)
+
+    def _fleet(self) -> list[SimDevice]:
+        return [device for device in self._devices.values() if device.link is self]
 
     async def wait_connected(self, timeout_s: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -124,13 +137,13 @@ class MqttLink:
                 raise TransportDown(f"MQTT broker {self._host}:{self._port} not reachable")
             await asyncio.sleep(0.05)
 
-    def _client(self, name: str) -> aiomqtt.Client:
+    def _client(self, name: str, device: SimDevice | None) -> aiomqtt.Client:
         client = aiomqtt.Client(
             self._host,
             self._port,
-            username=self._username,
-            password=self._password,
-            identifier=f"{self._prefix}-{name}-{os.getpid()}",
+            username=device.eui if device else self._username,
+            password=device_mqtt_password(device.spec.key) if device else self._password,
+            identifier=device.eui if device else f"{self._prefix}-{name}-{os.getpid()}",
             clean_session=True,
             keepalive=15,
             max_inflight_messages=self._max_inflight,
@@ -141,18 +154,26 @@ class MqttLink:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
+            if self._per_device:
+                for device in self._fleet():
+                    serve = functools.partial(self._device_session, device)
+                    tasks.create_task(self._stay_connected(device.eui, serve, device))
+                return
             tasks.create_task(self._stay_connected("down", self._subscriber))
             for index in range(len(self._publishers)):
                 publisher = functools.partial(self._publisher, index)
                 tasks.create_task(self._stay_connected(f"up{index}", publisher))
 
     async def _stay_connected(
-        self, name: str, serve: Callable[[aiomqtt.Client], Awaitable[None]]
+        self,
+        name: str,
+        serve: Callable[[aiomqtt.Client], Awaitable[None]],
+        device: SimDevice | None = None,
     ) -> None:
         backoff_s = _BACKOFF_FIRST_S
         while True:
             try:
-                async with self._client(name) as client:
+                async with self._client(name, device) as client:
                     backoff_s = _BACKOFF_FIRST_S
                     await serve(client)
             except aiomqtt.MqttError as exc:
@@ -169,6 +190,15 @@ class MqttLink:
                 pass
         finally:
             self._publishers[index] = None
+
+    async def _device_session(self, device: SimDevice, client: aiomqtt.Client) -> None:
+        await client.subscribe(down_topic(device.eui), qos=1)
+        self._device_clients[device.eui] = client
+        try:
+            async for message in client.messages:
+                self._downlink(str(message.topic), message.payload)
+        finally:
+            self._device_clients.pop(device.eui, None)
 
     async def _subscriber(self, client: aiomqtt.Client) -> None:
         await client.subscribe(DOWN_SUBSCRIPTION, qos=1)
@@ -197,7 +227,10 @@ class MqttLink:
         device.receive_downlink(downlink)
 
     async def send(self, device: SimDevice, uplink: Uplink) -> bool:
-        client = self._publishers[hash(device.eui) % len(self._publishers)]
+        if self._per_device:
+            client = self._device_clients.get(device.eui)
+        else:
+            client = self._publishers[hash(device.eui) % len(self._publishers)]
         if client is None:
             return False
         payload = uplink.encode(device.spec.transport.wire_format)

@@ -6,6 +6,9 @@ each time on the run's migrated database, emptied before the test, so tests comm
 ``sqlite_url`` are the same session databases, NOT emptied; ``empty_db_url`` is a brand-new,
 unmigrated database per test (migration tests).
 
+The app: ``api`` is the real app on ``db_url`` with its runtime running and an in-process
+HTTP client on it (``support.asgi``).
+
 Brokers: ``mosquitto`` (one per test), ``mosquitto_factory`` (several, with users),
 ``session_mosquitto`` (shared; never restart it).
 
@@ -29,6 +32,7 @@ from alertnet.db import create_session_factory
 
 # Test modules import helpers as ``tests.support.…`` (pyproject sets pytest's pythonpath).
 from tests.support import services
+from tests.support.asgi import AppClient, alertnet_api
 from tests.support.database import POSTGRES, SQLITE, SessionDatabases
 from tests.support.database import sqlite_url as sqlite_file_url
 from tests.support.mosquitto import MosquittoServer
@@ -102,6 +106,16 @@ async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     services.require_postgres()
     async with temporary_database(prefix="alertnet_scratch") as url:
         yield url
+
+
+# --- the app ----------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def api(db_url: str) -> AsyncIterator[AppClient]:
+    """The real app on ``db_url``, lifespan running, with an in-process client on it."""
+    async with alertnet_api(db_url) as client:
+        yield client
 
 
 # --- brokers ----------------------------------------------------------------------------

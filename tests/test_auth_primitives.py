@@ -91,9 +91,9 @@ async def test_create_user_with_a_given_password_returns_none(
     session_factory: SessionFactory,
 ) -> None:
     async with unit_of_work(session_factory) as session:
-        _user, generated = await create_user(session, "root", "admin", password="long-enough")
+        _user, generated = await create_user(session, "root", "admin", password="long-enough-1")
         assert generated is None
-        assert await authenticate(session, "root", "long-enough") is not None
+        assert await authenticate(session, "root", "long-enough-1") is not None
 
 
 async def test_role_bindings_are_enforced(session_factory: SessionFactory) -> None:
@@ -113,7 +113,12 @@ async def test_role_bindings_are_enforced(session_factory: SessionFactory) -> No
         ({"role": "post", "post_callsign": "P-999"}, NotFound, "P-999"),
         ({"role": "observer", "mahalla_name": "Atlantis"}, NotFound, "Atlantis"),
         ({"role": "janitor"}, InvalidInput, "unknown role"),
-        ({"role": "admin", "password": "short"}, InvalidInput, "at least 8"),
+        ({"role": "admin", "password": "short"}, InvalidInput, "at least 12"),
+        (
+            {"role": "observer", "mahalla_name": "Chorsu", "password": "short"},
+            InvalidInput,
+            "at least 8",
+        ),
     ]
     for kwargs, error, message in bad_calls:
         role = str(kwargs.pop("role"))
@@ -136,23 +141,23 @@ async def test_duplicate_and_malformed_usernames(session_factory: SessionFactory
 
 async def test_inactive_user_cannot_log_in(session_factory: SessionFactory) -> None:
     async with unit_of_work(session_factory) as session:
-        user, _ = await create_user(session, "gone", "dispatcher", password="pass-word-1")
+        user, _ = await create_user(session, "gone", "dispatcher", password="pass-word-1-long")
         user.active = False
     async with unit_of_work(session_factory) as session:
-        assert await authenticate(session, "gone", "pass-word-1") is None
+        assert await authenticate(session, "gone", "pass-word-1-long") is None
 
 
 async def test_login_upgrades_an_outdated_hash(session_factory: SessionFactory) -> None:
-    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("pass-word-1")
+    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("pass-word-1-long")
     async with unit_of_work(session_factory) as session:
-        user, _ = await create_user(session, "old", "admin", password="pass-word-1")
+        user, _ = await create_user(session, "old", "admin", password="pass-word-1-long")
         user.password_hash = weak
     async with unit_of_work(session_factory) as session:
-        assert await authenticate(session, "old", "pass-word-1") is not None
+        assert await authenticate(session, "old", "pass-word-1-long") is not None
     async with unit_of_work(session_factory) as session:
         stored = (await session.execute(select(User.password_hash))).scalar_one()
     assert stored != weak and not needs_rehash(stored)
-    assert verify_password(stored, "pass-word-1")
+    assert verify_password(stored, "pass-word-1-long")
 
 
 async def test_token_is_stored_only_as_its_hash(session_factory: SessionFactory) -> None:
@@ -164,7 +169,9 @@ async def test_token_is_stored_only_as_its_hash(session_factory: SessionFactory)
     assert row.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
     stored_values = [getattr(row, column.key) for column in ApiToken.__table__.columns]
     assert all(token not in str(value) for value in stored_values)
-    assert row.label == "console" and row.expires_at is None and row.last_used_at is None
+    assert row.label == "console" and row.last_used_at is None and row.revoked_at is None
+    # No lifetime given: the default 90 days.
+    assert abs(row.expires_at - utcnow() - timedelta(days=90)) < timedelta(minutes=1)
 
 
 async def test_user_for_token_finds_the_user_and_notes_the_use(

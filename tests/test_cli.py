@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -14,12 +15,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from alertnet.auth.passwords import verify_password
 from alertnet.auth.tokens import user_for_token
 from alertnet.cli import display_url
 from alertnet.db import create_engine, create_session_factory, unit_of_work
@@ -201,7 +204,9 @@ def test_user_add_for_each_role_and_wrong_bindings(cli: Cli) -> None:
 
     admin = cli.ok("user", "add", "root", "--role", "admin")
     assert re.search(r"generated password: \S{16}", admin)
-    dispatcher = cli.ok("user", "add", "dina", "--role", "dispatcher", "--password", "dispatch-1")
+    dispatcher = cli.ok(
+        "user", "add", "dina", "--role", "dispatcher", "--password", "saffron-kettle-9"
+    )
     assert "password" not in dispatcher
     cli.ok("user", "add", "post101", "--role", "post", "--post", "P-101")
     cli.ok("user", "add", "team", "--role", "observer", "--mahalla", "Chorsu")
@@ -214,6 +219,9 @@ def test_user_add_for_each_role_and_wrong_bindings(cli: Cli) -> None:
         ("ghost", "--role", "post", "--post", "P-999"): "no post with callsign 'P-999'",
         ("root", "--role", "admin"): "user 'root' already exists",
         ("cook", "--role", "chef"): "unknown role",
+        ("boss", "--role", "admin", "--password", "short-pw-11"): "at least 12 characters",
+        ("boss", "--role", "dispatcher", "--password", "Password1234!"): "too common",
+        ("crew", "--role", "post", "--post", "P-101", "--password", "seven77"): "at least 8",
     }
     for args, message in wrong.items():
         ran = cli("user", "add", *args)
@@ -247,6 +255,97 @@ def test_token_create_prints_a_token_that_finds_its_user(cli: Cli) -> None:
     assert unknown.code == 1 and "no user named 'nobody'" in unknown.err
 
 
+def _token_user(cli: Cli, token: str) -> str | None:
+    """Who the token authenticates now, as the server would decide, or None."""
+
+    async def lookup() -> str | None:
+        engine = create_engine(cli.database_url.replace("sqlite://", "sqlite+aiosqlite://"))
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                user = await user_for_token(session, token)
+                return user.username if user else None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(lookup())
+
+
+def _days_until(cli: Cli, token_id: int) -> float:
+    (row,) = cli.query(
+        "SELECT julianday(expires_at) - julianday(created_at) FROM api_tokens WHERE id = ?",
+        token_id,
+    )
+    return float(str(row[0]))
+
+
+def test_tokens_expire_and_are_listed_and_revoked(cli: Cli) -> None:
+    cli.ok("user", "add", "dina", "--role", "dispatcher")
+    cli.ok("user", "add", "ops", "--role", "admin")
+    default = cli.ok("token", "create", "dina", "--label", "console").strip()
+    short = cli.ok("token", "create", "dina", "--ttl-days", "1.5").strip()
+    cli.ok("token", "create", "ops", "--label", "backup")
+    assert round(_days_until(cli, 1), 3) == 90 and round(_days_until(cli, 2), 3) == 1.5
+    for bad, message in (("0", "positive"), ("-1", "positive"), ("400", "at most 366"),
+                         ("nan", "positive"), ("inf", "at most 366")):  # fmt: skip
+        ran = cli("token", "create", "dina", "--ttl-days", bad)
+        assert ran.code == 1 and message in ran.err, (bad, ran.err)
+
+    listing = cli.ok("token", "list")
+    lines = listing.strip().splitlines()
+    assert lines[0].split()[:3] == ["ID", "USER", "LABEL"] and len(lines) == 4
+    assert re.search(r"^\s+1\s+dina\s+console\s+\d{4}-\d\d-\d\d .*active$", listing, re.M)
+    (hashed,) = cli.query("SELECT token_sha256 FROM api_tokens WHERE id = 1")
+    assert default not in listing and str(hashed[0]) not in listing
+    assert len(cli.ok("token", "list", "dina").strip().splitlines()) == 3
+    missing = cli("token", "list", "nobody")
+    assert missing.code == 1 and "no user named 'nobody'" in missing.err
+
+    assert "revoked token 2 of dina" in cli.ok("token", "revoke", "2")
+    assert _token_user(cli, short) is None and _token_user(cli, default) == "dina"
+    assert "already revoked" in cli.ok("token", "revoke", "2")
+    assert re.search(r"^\s+2\s+dina\s.*revoked$", cli.ok("token", "list"), re.M)
+    unknown = cli("token", "revoke", "99")
+    assert unknown.code == 1 and "no token with id 99" in unknown.err
+
+
+def test_user_disable_enable_and_passwd(cli: Cli) -> None:
+    cli.ok("user", "add", "root", "--role", "admin")
+    cli.ok("user", "add", "dina", "--role", "dispatcher")
+    token = cli.ok("token", "create", "dina").strip()
+
+    assert "disabled dina; revoked 1 tokens" in cli.ok("user", "disable", "dina")
+    assert _token_user(cli, token) is None
+    refused = cli("token", "create", "dina")
+    assert refused.code == 1 and "disabled" in refused.err
+    assert "enabled dina" in cli.ok("user", "enable", "dina")
+    assert _token_user(cli, token) is None  # a re-enabled user's old tokens stay dead
+    token = cli.ok("token", "create", "dina").strip()
+
+    last = cli("user", "disable", "root")
+    assert last.code == 1 and "root is the last active admin" in last.err
+    assert cli.query("SELECT active FROM users WHERE username = 'root'") == [(1,)]
+
+    generated = cli.ok("user", "passwd", "dina")
+    assert "revoked 1 tokens" in generated and _token_user(cli, token) is None
+    assert re.search(r"generated password: \S{16}", generated)
+    weak = cli("user", "passwd", "dina", "--password", "letmein-1234")
+    assert weak.code == 1 and "too common" in weak.err
+    given = cli.ok("user", "passwd", "dina", "--password", "marigold-ferry-31")
+    assert "password" not in given.split(";")[1]
+    done = subprocess.run(
+        [str(ALERTNET), "user", "passwd", "root", "--password", "-"],
+        input="copper-willow-58\n",
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "generated" not in done.stdout, done.stderr
+    (stored,) = cli.query("SELECT password_hash FROM users WHERE username = 'root'")
+    assert verify_password(str(stored[0]), "copper-willow-58")
+
+
 def test_gateway_subcommand_needs_a_port(cli: Cli) -> None:
     """The relay itself is tested end to end in tests/gateways/."""
     usage = cli("gateway")
@@ -272,13 +371,33 @@ def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
-def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**fresh_cli.env, "ALERTNET_EMBEDDED_MQTT_PORT": str(_free_port())}
+@dataclass
+class Served:
+    port: int
+    printed: str = ""
+
+    def login(self, username: str, password: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1/auth/login",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+
+@contextmanager
+def _serving(cli: Cli, tmp_path: Path, *args: str) -> Iterator[Served]:
+    """``alertnet serve ARGS`` until the block ends; ``printed`` is its stdout, read at the end."""
+    served = Served(_free_port())
+    env = {**cli.env, "ALERTNET_EMBEDDED_MQTT_PORT": str(_free_port())}
     out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         server = subprocess.Popen(
-            [str(ALERTNET), "serve", "--demo", "--port", str(port)],
+            [str(ALERTNET), "serve", *args, "--port", str(served.port)],
             env=env,
             stdout=out,
             stderr=err,
@@ -286,14 +405,16 @@ def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: 
 
     def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
-                return reply.status == 200
+            url = f"http://127.0.0.1:{served.port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as reply:
+                return bool(reply.status == 200)
         except (urllib.error.URLError, OSError):
             return server.poll() is not None  # stop waiting if it died
 
     try:
         assert _wait_for(healthy, timeout_s=60), "server never answered /healthz"
         assert server.poll() is None, err_path.read_text()
+        yield served
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -301,14 +422,53 @@ def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: 
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    printed = out_path.read_text()
-    assert f"http://127.0.0.1:{port}/console" in printed
-    for username, password in [
-        ("admin", "admin-demo"),
-        ("dispatcher", "dispatch-demo"),
-        ("observer", "observer-demo"),
-        ("post101", "post101-demo"),
-    ]:
-        assert re.search(rf"^\s+{username}\s+{password}\s", printed, re.MULTILINE), printed
-    with sqlite3.connect(fresh_cli.db_path) as connection:
-        assert connection.execute("SELECT count(*) FROM devices").fetchone() == (15,)
+        served.printed = out_path.read_text()
+
+
+DEMO_LOGINS = [
+    ("admin", "admin-demo"),
+    ("dispatcher", "dispatch-demo"),
+    ("observer", "observer-demo"),
+    ("post101", "post101-demo"),
+]
+
+
+def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: Path) -> None:
+    with _serving(fresh_cli, tmp_path, "--demo") as served:
+        assert served.login("admin", "admin-demo") == 200
+    assert f"http://127.0.0.1:{served.port}/console" in served.printed
+    for username, password in DEMO_LOGINS:
+        assert re.search(rf"^\s+{username}\s+{password}\s", served.printed, re.M), served.printed
+    assert fresh_cli.query("SELECT count(*), min(demo) FROM devices") == [(15, 1)]
+
+    # `make run` twice: the demo is there already, the console still works.
+    with _serving(fresh_cli, tmp_path, "--demo") as again:
+        assert again.login("dispatcher", "dispatch-demo") == 200
+    assert "already holds the demo city" in again.printed
+    assert re.search(r"^\s+admin\s+admin-demo\s", again.printed, re.M), again.printed
+    assert fresh_cli.query("SELECT count(*) FROM devices") == [(15,)]
+
+
+def test_serve_without_demo_turns_the_demo_off(fresh_cli: Cli, tmp_path: Path) -> None:
+    with _serving(fresh_cli, tmp_path, "--demo"):
+        pass
+    fresh_cli.ok("token", "create", "admin")
+    with _serving(fresh_cli, tmp_path) as served:
+        for username, password in DEMO_LOGINS:
+            assert served.login(username, password) == 401
+    assert "disabled 15 demo devices and 6 demo accounts (1 tokens revoked)" in served.printed
+    assert fresh_cli.query("SELECT DISTINCT status FROM devices") == [("disabled",)]
+    assert fresh_cli.query("SELECT DISTINCT active FROM users") == [(0,)]
+    enable = fresh_cli("user", "enable", "admin")
+    assert enable.code == 1 and "only `alertnet serve --demo` enables it" in enable.err
+
+
+def test_serve_demo_refuses_a_database_with_data_of_its_own(cli: Cli) -> None:
+    cli.ok("user", "add", "chief", "--role", "admin")
+    cli.ok("mahalla", "add", "Chorsu", "--risk", "red")
+    ran = cli("serve", "--demo", "--port", str(_free_port()))
+    assert ran.code == 1
+    assert "--demo seeds only an empty database" in ran.err
+    assert "1 users" in ran.err and "1 mahallas" in ran.err
+    assert cli.query("SELECT count(*) FROM devices") == [(0,)]
+    assert cli.query("SELECT username FROM users") == [("chief",)]

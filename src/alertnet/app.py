@@ -1,21 +1,25 @@
 """The FastAPI application; its lifespan owns every long-lived resource of one alertnet process.
 
-Engine, embedded broker (trial runs only), ingest pipeline, MQTT ingest and supervision are
-created on start-up and kept in ``app.state.runtime``; their tasks live in one TaskGroup-like
-set that is cancelled and awaited on shutdown.
+Engine, embedded broker (trial runs only), ingest pipeline, MQTT ingest, serial bridges,
+dispatcher, device supervision, realtime hub and retention are created on start-up and kept in
+``app.state.runtime``. Every long-running task runs under one ``TaskSupervisor``, which
+restarts a task that crashes and tells ``/readyz`` about it (DESIGN §14).
+
+Shutdown is bounded: tasks get ``TASK_STOP_TIMEOUT_S`` to end once cancelled, each engine
+``ENGINE_DISPOSE_TIMEOUT_S`` to close. ``alertnet serve`` lets uvicorn drain requests for
+``HTTP_DRAIN_S`` and arms a ``ShutdownDeadline`` of ``SHUTDOWN_DEADLINE_S``: SIGTERM ends the
+process within 10 s whatever its tasks are doing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Final
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alertnet import __version__
@@ -29,25 +33,38 @@ from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory
 from alertnet.devices.api import router as devices_router
+from alertnet.devices.supervision import Supervisor
+from alertnet.dispatch.api import router as dispatch_router
 from alertnet.dispatch.engine import Dispatcher
-from alertnet.errors import AlertnetError
+from alertnet.errors import install_error_handlers
 from alertnet.gateways.api import router as gateways_router
 from alertnet.gateways.registry import GatewayRegistry
 from alertnet.health import router as health_router
+from alertnet.http_limits import BodySizeLimitMiddleware
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.http import router as ingest_http_router
 from alertnet.ingest.mqtt import MqttIngest
+from alertnet.ingest.mqtt_client import MqttPurpose, mqtt_login
 from alertnet.ingest.pipeline import BatchResult, Pipeline
 from alertnet.ingest.serial import SerialBridge
-from alertnet.ingest.supervision import Supervisor
 from alertnet.metrics import Metrics
-from alertnet.posts.api import router as posts_router
 from alertnet.realtime.api import redact_query_tokens_in_server_logs
 from alertnet.realtime.api import router as stream_router
 from alertnet.realtime.hub import Hub
+from alertnet.retention import Retention
+from alertnet.scrape import router as scrape_router
+from alertnet.supervisor import ShutdownDeadline, TaskSupervisor
 from alertnet.web import router as web_router
+from alertnet.web.docs import router as docs_router
 
 log = logging.getLogger(__name__)
+
+#: uvicorn's time for requests in flight to finish after SIGTERM (``alertnet serve``).
+HTTP_DRAIN_S: Final = 3  # whole seconds: uvicorn takes an int
+TASK_STOP_TIMEOUT_S: Final = 3.0
+ENGINE_DISPOSE_TIMEOUT_S: Final = 1.0
+#: After SIGTERM the process is ended by force if it still runs (DESIGN §14: within 10 s).
+SHUTDOWN_DEADLINE_S: Final = 9.0
 
 
 class Runtime:
@@ -74,11 +91,12 @@ class Runtime:
         self.gateways = GatewayRegistry(self.session_factory)
         self.downlinks = DownlinkRouter(self.session_factory)
         mqtt_url = self.broker.url if self.broker else settings.mqtt_url
+        ingest_login = mqtt_login(settings, MqttPurpose.INGEST, mqtt_url)
         self.mqtt = MqttIngest(
             self.pipeline,
             self.metrics,
-            url=mqtt_url,
-            client_id=settings.mqtt_client_id,
+            url=ingest_login.url,
+            client_id=ingest_login.client_id,
             share_group=settings.mqtt_share_group,
             router=self.downlinks,
             registry=self.gateways,
@@ -93,13 +111,14 @@ class Runtime:
             )
             for gateway_id, path in settings.serial_ports.items()
         ]
-        self.supervisor = Supervisor(self.session_factory, settings, self.metrics)
+        self.device_supervision = Supervisor(self.session_factory, settings, self.metrics)
+        self.retention = Retention(self.session_factory, self.metrics)
         self.dispatcher = Dispatcher(
             self.session_factory, settings, self.downlinks, metrics=self.metrics
         )
         self.login_throttle = LoginThrottle()
         self.hub = Hub(self.engine, metrics=self.metrics)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSupervisor(self.metrics)
 
     def broker_connected(self) -> bool:
         return self.mqtt.connected.is_set()
@@ -109,69 +128,50 @@ class Runtime:
         if result.opened_alert_ids:
             self.dispatcher.wake()
 
-    def _spawn(self, name: str, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coroutine, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_ended)
-
-    def _task_ended(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s died", task.get_name(), exc_info=task.exception())
-
     async def start(self) -> None:
         if self.broker is not None:
             await self.broker.start()
             self.mqtt.use_broker(self.broker.url)  # its port may have moved
-        self._spawn("ingest-pipeline", self.pipeline.run())
-        self._spawn("gateway-registry", self.gateways.run())
-        self._spawn("downlink-router", self.downlinks.run())
-        self._spawn("mqtt-ingest", self.mqtt.run())
+        self.tasks.add("ingest-pipeline", self.pipeline.run)
+        self.tasks.add("gateway-registry", self.gateways.run)
+        self.tasks.add("downlink-router", self.downlinks.run)
+        self.tasks.add("mqtt-ingest", self.mqtt.run)
         for bridge in self.serial_bridges:
-            self._spawn(f"serial-bridge:{bridge.gateway_id}", bridge.run())
-        self._spawn("supervision", self.supervisor.run())
-        self._spawn("realtime-hub", self.hub.run())
-        self._spawn("dispatcher", self.dispatcher.run())
+            self.tasks.add(f"serial-bridge:{bridge.gateway_id}", bridge.run)
+        self.tasks.add("supervision", self.device_supervision.run)
+        self.tasks.add("realtime-hub", self.hub.run)
+        self.tasks.add("dispatcher", self.dispatcher.run)
+        self.tasks.add("retention", self.retention.run)
+        self.tasks.start()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop everything in bounded time; a part that will not stop is logged and left."""
+        await self.tasks.stop(TASK_STOP_TIMEOUT_S)
         if self.broker is not None:
             await self.broker.stop()
-        await self.engine.dispose()
-        await self.ingest_engine.dispose()
+        for engine in (self.engine, self.ingest_engine):
+            try:
+                async with asyncio.timeout(ENGINE_DISPOSE_TIMEOUT_S):
+                    await engine.dispose()
+            except TimeoutError:
+                log.error(
+                    "closing the database connections took over %.1f s", ENGINE_DISPOSE_TIMEOUT_S
+                )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error as ``{"error", "detail"}`` with its status; never a stack trace."""
-
-    @app.exception_handler(AlertnetError)
-    async def _alertnet_error(_request: Request, exc: AlertnetError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
-        return JSONResponse({"error": "invalid_input", "detail": detail}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            {"error": "internal_error", "detail": "an internal error occurred; it was logged"},
-            status_code=500,
-        )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, shutdown_deadline_s: float | None = None
+) -> FastAPI:
+    """The app. ``shutdown_deadline_s`` (``alertnet serve``): after the first SIGTERM/SIGINT,
+    end the process by force if it still runs that long after (``ShutdownDeadline``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deadline = ShutdownDeadline(shutdown_deadline_s) if shutdown_deadline_s else None
+        if deadline is not None:
+            # Now, not earlier: the server has installed its own signal handlers by startup.
+            deadline.install()
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start()
@@ -179,24 +179,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await runtime.stop()
+            if deadline is not None:
+                deadline.uninstall()
 
-    app = FastAPI(title="alertnet", version=__version__, lifespan=lifespan)
+    # /docs is alertnet.web.docs (its assets served locally); no /redoc.
+    app = FastAPI(
+        title="alertnet", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
 
     install_error_handlers(app)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
-        return Response(
-            request.app.state.runtime.metrics.render(), media_type="text/plain; version=0.0.4"
-        )
-
+    # Inside the audit, so that refused bodies are audited like any other refusal.
+    app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestAuditMiddleware)
     redact_query_tokens_in_server_logs()
     app.include_router(health_router)
+    app.include_router(scrape_router)
+    app.include_router(docs_router)
     app.include_router(auth_router)
     app.include_router(stream_router)
     app.include_router(alerts_router)
-    app.include_router(posts_router)
+    app.include_router(dispatch_router)
     app.include_router(devices_router)
     app.include_router(admin_router)
     app.include_router(counts_router)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet import __version__
+from alertnet.broker import options as broker_options
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory, migrate, unit_of_work
 from alertnet.errors import AlertnetError, InvalidInput, Unavailable
@@ -27,6 +29,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+DEFAULT_TOKEN_TTL_DAYS = 90
 EXIT_USAGE = 2
 # Third-party loggers that say at INFO what an operator does not need to read.
 CHATTY_LOGGERS = ("transitions", "amqtt", "alembic.runtime.plugins")
@@ -103,27 +106,46 @@ def _console_url(host: str, port: int) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from alertnet.demo import DemoLogins, seed_demo
+    from alertnet.demo import DemoLogins, DemoMode, apply_demo_mode, seed_demo
 
-    logins: DemoLogins | None = None
+    # Only the flag turns the demo on: demo logins and keys work only while it is given.
+    settings = settings.model_copy(update={"demo": args.demo})
     if args.demo:
         # A demo must work on an empty database, so it brings the schema up to date first.
         _migrate_database(settings)
-        logins = _in_transaction(settings, seed_demo)
+
+    async def prepare(session: AsyncSession) -> tuple[DemoLogins | None, DemoMode]:
+        logins = await seed_demo(session) if args.demo else None
+        return logins, await apply_demo_mode(session, enabled=args.demo)
+
+    logins, mode = _in_transaction(settings, prepare)
 
     import uvicorn
 
-    from alertnet.app import create_app
+    from alertnet.app import HTTP_DRAIN_S, SHUTDOWN_DEADLINE_S, create_app
 
-    app = create_app(settings)
+    app = create_app(settings, shutdown_deadline_s=SHUTDOWN_DEADLINE_S)
     print(f"alertnet {__version__}: console at {_console_url(args.host, args.port)}")
     if logins is not None:
+        if not logins.created:
+            print("the database already holds the demo city; seeding skipped")
         print("demo logins (DEMO ONLY, never on a real network):")
         for login in logins.logins:
             bound = f" ({login.bound_to})" if login.bound_to else ""
             print(f"  {login.username:<12} {login.password:<16} {login.role}{bound}")
+    elif mode.devices or mode.users:
+        print(
+            f"serving without --demo: disabled {mode.devices} demo devices and {mode.users} "
+            f"demo accounts ({mode.revoked_tokens} tokens revoked)"
+        )
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=HTTP_DRAIN_S,
+    )
     return EXIT_OK
 
 
@@ -214,12 +236,14 @@ def _post_add(args: argparse.Namespace, settings: Settings) -> int:
 def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     from alertnet.auth.users import create_user
 
+    password = _read_password(args.password)
+
     async def work(session: AsyncSession) -> tuple[str, str, str | None]:
         user, generated = await create_user(
             session,
             args.username,
             args.role,
-            password=args.password,
+            password=password,
             post_callsign=args.post,
             mahalla_name=args.mahalla,
         )
@@ -236,17 +260,103 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     from alertnet.auth.tokens import create_token
     from alertnet.auth.users import get_user_by_username
 
-    if args.ttl_days is not None and args.ttl_days <= 0:
-        raise InvalidInput("--ttl-days must be positive")
-
     async def work(session: AsyncSession) -> str:
         user = await get_user_by_username(session, args.username)
-        if not user.active:
-            raise InvalidInput(f"user {user.username!r} is disabled")
-        ttl_s = args.ttl_days * 86400 if args.ttl_days is not None else None
-        return await create_token(session, user.id, label=args.label, ttl_s=ttl_s)
+        return await create_token(session, user.id, label=args.label, ttl_s=args.ttl_days * 86400)
 
-    print(_in_transaction(settings, work))
+    token = _in_transaction(settings, work)
+    print(token)
+    # Scripts read the token from stdout; the reminder goes to stderr.
+    print(f"expires in {args.ttl_days:g} days; it is not shown again", file=sys.stderr)
+    return EXIT_OK
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.auth.tokens import TokenInfo, list_tokens
+    from alertnet.auth.users import get_user_by_username
+
+    async def work(session: AsyncSession) -> list[TokenInfo]:
+        if args.username is not None:
+            await get_user_by_username(session, args.username)
+        return await list_tokens(session, args.username)
+
+    tokens = _in_transaction(settings, work)
+    if not tokens:
+        print("no tokens")
+        return EXIT_OK
+    print(f"{'ID':>5}  {'USER':<16} {'LABEL':<16} {'CREATED':<20} {'EXPIRES':<20} "
+          f"{'LAST USED':<20} STATE")  # fmt: skip
+    for info in tokens:
+        print(
+            f"{info.id:>5}  {info.username:<16} {info.label or '-':<16} "
+            f"{_when(info.created_at):<20} {_when(info.expires_at):<20} "
+            f"{_when(info.last_used_at):<20} {info.state}"
+        )
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.auth.tokens import TokenInfo, revoke_token
+
+    async def work(session: AsyncSession) -> tuple[TokenInfo, bool]:
+        return await revoke_token(session, args.id)
+
+    info, ended = _in_transaction(settings, work)
+    if ended:
+        print(f"revoked token {info.id} of {info.username}")
+    else:
+        print(f"token {info.id} of {info.username} was already {info.state}")
+    return EXIT_OK
+
+
+def _read_password(given: str | None) -> str | None:
+    """``--password``: the value, or with ``-`` read from the terminal (asked twice) or stdin."""
+    if given != "-":
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != password:
+        raise InvalidInput("the two passwords differ")
+    return password
+
+
+def _user_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.auth.users import AccountChange, get_user_by_username, set_password
+
+    password = _read_password(args.password)
+
+    async def work(session: AsyncSession) -> AccountChange:
+        user = await get_user_by_username(session, args.username)
+        return await set_password(session, user, password)
+
+    change = _in_transaction(settings, work)
+    print(f"changed the password of {args.username}; revoked {change.revoked_tokens} tokens")
+    if change.generated_password is not None:
+        print(f"generated password: {change.generated_password}")
+    return EXIT_OK
+
+
+def _user_set_active(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.auth.users import AccountChange, get_user_by_username, set_active
+
+    active: bool = args.action == "enable"
+
+    async def work(session: AsyncSession) -> AccountChange:
+        user = await get_user_by_username(session, args.username)
+        return await set_active(session, user, active)
+
+    change = _in_transaction(settings, work)
+    if active:
+        print(f"enabled {args.username} (tokens revoked earlier stay revoked)")
+    else:
+        print(f"disabled {args.username}; revoked {change.revoked_tokens} tokens")
     return EXIT_OK
 
 
@@ -254,6 +364,14 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     from alertnet.ingest.gateway_bridge import main as run_gateway
 
     return run_gateway(args.serial, args.id or args.serial, settings)
+
+
+def _broker_config(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.broker.accounts import load_registry
+    from alertnet.broker.command import write_broker_config
+
+    print(write_broker_config(args, settings, _in_transaction(settings, load_registry)))
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -337,8 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--role", required=True, help="admin, dispatcher, post or observer")
     command.add_argument("--post", metavar="CALLSIGN", help="the post a post user acts for")
     command.add_argument("--mahalla", metavar="NAME", help="the mahalla an observer sees")
-    command.add_argument("--password", help="generated when omitted")
+    command.add_argument(
+        "--password",
+        help="generated when omitted; '-' reads it from the terminal or stdin. At least "
+        "12 characters for admin and dispatcher, 8 otherwise, and not a common one",
+    )
     command.set_defaults(handler=_user_add)
+    command = user.add_parser("passwd", help="set a new password (revokes the user's tokens)")
+    command.add_argument("username", metavar="USERNAME")
+    command.add_argument(
+        "--password", help="generated when omitted; '-' reads it from the terminal or stdin"
+    )
+    command.set_defaults(handler=_user_passwd)
+    command = user.add_parser("disable", help="disable a user and revoke all its tokens")
+    command.add_argument("username", metavar="USERNAME")
+    command.set_defaults(handler=_user_set_active)
+    command = user.add_parser("enable", help="enable a user again (its old tokens stay dead)")
+    command.add_argument("username", metavar="USERNAME")
+    command.set_defaults(handler=_user_set_active)
 
     token = commands.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -346,13 +480,37 @@ def build_parser() -> argparse.ArgumentParser:
     command = token.add_parser("create", help="print a new bearer token (shown once)")
     command.add_argument("username", metavar="USERNAME")
     command.add_argument("--label", default="", help="what the token is for")
-    command.add_argument("--ttl-days", type=float, metavar="DAYS", help="expire after DAYS")
+    command.add_argument(
+        "--ttl-days",
+        type=float,
+        default=DEFAULT_TOKEN_TTL_DAYS,
+        metavar="DAYS",
+        help=f"expire after DAYS (default {DEFAULT_TOKEN_TTL_DAYS}, at most 366)",
+    )
     command.set_defaults(handler=_token_create)
+    command = token.add_parser("list", help="list tokens (never their secrets)")
+    command.add_argument("username", metavar="USERNAME", nargs="?", help="only this user's")
+    command.set_defaults(handler=_token_list)
+    command = token.add_parser("revoke", help="end a token now")
+    command.add_argument("id", metavar="ID", type=int, help="as shown by `token list`")
+    command.set_defaults(handler=_token_revoke)
 
     command = commands.add_parser("gateway", help="run a serial LoRa gateway bridge")
     command.add_argument("--serial", required=True, metavar="PORT", help="e.g. /dev/ttyUSB0")
     command.add_argument("--id", metavar="ID", help="gateway id (default: the port path)")
     command.set_defaults(handler=_gateway)
+
+    broker = commands.add_parser("broker", help="the production MQTT broker").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    command = broker.add_parser(
+        "config",
+        help="write Mosquitto's config, passwd and acl from the registry",
+        description=broker_options.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    broker_options.add_config_arguments(command)
+    command.set_defaults(handler=_broker_config)
     return parser
 
 

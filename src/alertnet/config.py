@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     # Extensions beyond DESIGN §5 (new names only, defaults that work out of the box).
     mqtt_client_id: str = "alertnet-ingest"
+    # Which of the N alertnet processes sharing one broker this is (1..N, N as given to
+    # `alertnet broker config --processes N`): its MQTT logins end in "-<this number>".
+    mqtt_process: int = Field(default=1, ge=1)
     mqtt_share_group: str = ""
     embedded_mqtt_port: int = 1883
     batch_max_messages: int = Field(default=200, ge=1)
@@ -31,6 +34,12 @@ class Settings(BaseSettings):
     supervision_grace_s: float = Field(default=120.0, ge=0)
     dispatch_tick_s: float = Field(default=1.0, gt=0)
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # Who may read /metrics besides an admin (alertnet.scrape): a scraper sending this bearer
+    # token, or any client from these comma-separated addresses and CIDR networks.
+    metrics_token: str = ""
+    metrics_allow: str = ""
+    # True while serving the demo: `alertnet serve` sets it from its --demo flag (alertnet.demo).
+    demo: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -32,6 +32,8 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite with WAL, a busy timeout and foreign keys enforced."""
+    # Parameters are request values (device keys, names): errors and logs never show them.
+    kwargs.setdefault("hide_parameters", True)
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30}, **kwargs)
 

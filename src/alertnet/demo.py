@@ -3,20 +3,45 @@ their buttons and alarms, three available posts and one login per role. DEMO ONL
 
 Demo device keys are not secret: ``demo_key(eui)`` is the first 16 bytes of
 ``SHA-256(b"alertnet-demo-key:" + eui)`` (the EUI as 16 lowercase hex ASCII characters), so the
-firmware simulator can derive them. Never use them, or the demo passwords, on a real network.
+firmware simulator can derive them; the demo passwords are printed and documented. So demo data
+stays demo (DESIGN §14):
+
+* every row the demo creates is marked ``demo``;
+* ``seed_demo`` seeds only a database that holds no users, devices, posts or mahallas other
+  than the demo's own (``DemoRefused`` otherwise), and creates only what of the demo is missing,
+  so ``make run`` twice is fine;
+* ``apply_demo_mode``, run by every ``alertnet serve``, disables the demo devices and accounts
+  (revoking the accounts' tokens) when the server runs without ``--demo``, and enables them
+  again when it runs with it. The ingest pipeline already refuses a disabled device, and token
+  checks an inactive user; the login also refuses a demo account unless ``Settings.demo``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.auth.tokens import revoke_user_tokens
 from alertnet.auth.users import create_user
 from alertnet.devices.service import add_device
-from alertnet.mahallas import add_mahalla, find_mahalla_by_name
-from alertnet.models import DeviceKind, PostStatus, Risk, Role, Site
+from alertnet.errors import Conflict
+from alertnet.mahallas import add_mahalla
+from alertnet.models import (
+    Device,
+    DeviceKind,
+    DeviceStatus,
+    Mahalla,
+    Post,
+    PostStatus,
+    Risk,
+    Role,
+    Site,
+    User,
+)
 from alertnet.posts.service import add_post
 
 DEMO_KEY_PREFIX = b"alertnet-demo-key:"
@@ -69,7 +94,21 @@ class DemoLogin:
 @dataclass(frozen=True, slots=True)
 class DemoLogins:
     logins: tuple[DemoLogin, ...]
-    created: bool  # False when the demo was already in the database
+    created: bool  # False when the whole demo was already in the database
+
+
+@dataclass(frozen=True, slots=True)
+class DemoMode:
+    """What ``apply_demo_mode`` changed: demo devices and accounts enabled or disabled."""
+
+    enabled: bool
+    devices: int
+    users: int
+    revoked_tokens: int
+
+
+class DemoRefused(Conflict):
+    """``--demo`` on a database that holds data of its own (409)."""
 
 
 REGION = "Tashkent"
@@ -130,16 +169,52 @@ LOGINS = (
 )
 
 
-async def seed_demo(session: AsyncSession) -> DemoLogins:
-    """Add the demo city unless its first mahalla already exists; either way, the logins.
+# The tables the demo fills, with the column naming each row.
+DEMO_TABLES: tuple[tuple[type[Any], str], ...] = (
+    (User, "users"),
+    (Device, "devices"),
+    (Post, "posts"),
+    (Mahalla, "mahallas"),
+)
 
-    Runs in the caller's transaction. The posts start available with a location of now, so
+
+async def foreign_rows(session: AsyncSession) -> dict[str, int]:
+    """How many users, devices, posts and mahallas are not the demo's own (only those > 0)."""
+    counts: dict[str, int] = {}
+    for model, label in DEMO_TABLES:
+        count = await session.scalar(
+            select(func.count()).select_from(model).where(model.demo.is_(False))
+        )
+        if count:
+            counts[label] = count
+    return counts
+
+
+async def _existing(session: AsyncSession, column: Any) -> set[str]:
+    return set((await session.scalars(select(column))).all())
+
+
+async def seed_demo(session: AsyncSession) -> DemoLogins:
+    """Add whatever of the demo city the database lacks, marked ``demo``; either way, the
+    logins. Refuses (``DemoRefused``) a database holding anything but the demo.
+
+    Runs in the caller's transaction. New posts start available with a location of now, so
     the first press is dispatched at once.
     """
-    if await find_mahalla_by_name(session, MAHALLAS[0].name) is not None:
-        return DemoLogins(LOGINS, created=False)
+    foreign = await foreign_rows(session)
+    if foreign:
+        held = ", ".join(f"{count} {label}" for label, count in foreign.items())
+        raise DemoRefused(
+            f"--demo seeds only an empty database, and this one holds {held} that are not "
+            "demo data; point ALERTNET_DATABASE_URL at a new database for the demo, or serve "
+            "without --demo"
+        )
+    created = 0
+    mahallas = await _existing(session, Mahalla.name)
     for mahalla in MAHALLAS:
-        await add_mahalla(
+        if mahalla.name in mahallas:
+            continue
+        new_mahalla = await add_mahalla(
             session,
             mahalla.name,
             risk=mahalla.risk.value,
@@ -150,8 +225,13 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
             households=mahalla.households,
             businesses=mahalla.businesses,
         )
+        new_mahalla.demo = True
+        created += 1
+    devices = await _existing(session, Device.eui)
     for device in DEVICES:
-        await add_device(
+        if device.eui in devices:
+            continue
+        new_device, _key = await add_device(
             session,
             device.eui,
             kind=device.kind.value,
@@ -163,7 +243,12 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
             name=device.name,
             address=device.address,
         )
+        new_device.demo = True
+        created += 1
+    posts = await _existing(session, Post.callsign)
     for demo_post in POSTS:
+        if demo_post.callsign in posts:
+            continue
         post = await add_post(
             session,
             demo_post.callsign,
@@ -172,7 +257,12 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
             home_mahalla_name=demo_post.home_mahalla,
         )
         post.status = PostStatus.AVAILABLE.value
+        post.demo = True
+        created += 1
+    usernames = await _existing(session, User.username)
     for login in LOGINS:
+        if login.username in usernames:
+            continue
         await create_user(
             session,
             login.username,
@@ -180,6 +270,44 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
             password=login.password,
             post_callsign=login.bound_to if login.role is Role.POST else None,
             mahalla_name=login.bound_to if login.role is Role.OBSERVER else None,
+            demo=True,
         )
+        created += 1
     await session.flush()
-    return DemoLogins(LOGINS, created=True)
+    return DemoLogins(LOGINS, created=created > 0)
+
+
+async def apply_demo_mode(session: AsyncSession, *, enabled: bool) -> DemoMode:
+    """Enable the demo devices and accounts (``serve --demo``) or disable them (any other
+    ``serve``); disabling an account revokes its tokens, so re-enabling brings none back."""
+    if enabled:
+        devices = await session.execute(
+            update(Device)
+            .where(Device.demo.is_(True), Device.status == DeviceStatus.DISABLED.value)
+            .values(status=DeviceStatus.ACTIVE.value)
+        )
+        users = await session.execute(
+            update(User).where(User.demo.is_(True), User.active.is_(False)).values(active=True)
+        )
+        return DemoMode(True, _rowcount(devices), _rowcount(users), 0)
+    devices = await session.execute(
+        update(Device)
+        .where(Device.demo.is_(True), Device.status != DeviceStatus.DISABLED.value)
+        .values(status=DeviceStatus.DISABLED.value)
+    )
+    demo_users = list(
+        (
+            await session.scalars(select(User).where(User.demo.is_(True), User.active.is_(True)))
+        ).all()
+    )
+    revoked = 0
+    for user in demo_users:
+        user.active = False
+        revoked += await revoke_user_tokens(session, user.id)
+    await session.flush()
+    return DemoMode(False, _rowcount(devices), len(demo_users), revoked)
+
+
+def _rowcount(result: Any) -> int:
+    count: int = result.rowcount
+    return max(count, 0)

@@ -1,8 +1,17 @@
-"""Liveness and readiness probes: ``/healthz`` (the process runs) and ``/readyz`` (it can work)."""
+"""Liveness and readiness probes: ``/healthz`` (the process runs) and ``/readyz`` (it can work).
+
+``/readyz`` is honest about every part (DESIGN §14): it answers 503 while the database does not
+answer, the MQTT ingest is not connected, any runtime task is down or restarting too often
+(``alertnet.supervisor``), or the ingest pipeline has left an uplink waiting longer than
+``PIPELINE_STALLED_AFTER_S``. The body keeps its first fields (``ready``, ``database``,
+``broker``), adds ``tasks`` (each task's state) and ``pipeline``, and ``failing`` names every
+part that is not ``ok``; a 503 also carries ``error``, ``detail`` and ``code`` like every error.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -10,23 +19,48 @@ from sqlalchemy import text
 
 router = APIRouter()
 
+#: An uplink unanswered this long means the pipeline is stuck (a batch takes milliseconds).
+PIPELINE_STALLED_AFTER_S: Final = 10.0
+DATABASE_CHECK_TIMEOUT_S: Final = 3.0
+OK: Final = "ok"
+
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    return {"status": OK}
 
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers and the MQTT ingest is connected to its broker."""
+    """Ready when the database answers, MQTT ingest is connected and every task runs."""
     runtime = request.app.state.runtime
-    checks: dict[str, Any] = {}
+    checks: dict[str, Any] = {"database": await _database(runtime)}
+    checks["broker"] = OK if runtime.broker_connected() else "disconnected"
+    waited_s = runtime.pipeline.oldest_wait_s()
+    checks["pipeline"] = (
+        OK
+        if waited_s < PIPELINE_STALLED_AFTER_S
+        else f"stalled: an uplink has waited {waited_s:.0f} s"
+    )
+    tasks: dict[str, str] = runtime.tasks.states()
+    failing = [name for name, state in checks.items() if state != OK]
+    failing += [f"task:{name}" for name, state in tasks.items() if state != OK]
+    body: dict[str, Any] = {"ready": not failing, **checks, "tasks": tasks, "failing": failing}
+    if failing:
+        # Every error body carries the error triple (DESIGN §14), a 503 from here included.
+        body |= {
+            "error": "not_ready",
+            "code": "not_ready",
+            "detail": "not ready: " + ", ".join(failing),
+        }
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+async def _database(runtime: Any) -> str:
     try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # any driver error means not ready
-        checks["database"] = f"error: {type(exc).__name__}"
-    checks["broker"] = "ok" if runtime.broker_connected() else "disconnected"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S):
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error, or no answer in time, means not ready
+        return f"error: {type(exc).__name__}"
+    return OK

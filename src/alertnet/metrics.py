@@ -58,5 +58,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.task_restarts = Counter(
+            "alertnet_task_restarts",
+            "Restarts of a runtime task after it crashed or ended, by task (alertnet.supervisor).",
+            ["task"],
+            registry=self.registry,
+        )
+        self.task_up = Gauge(
+            "alertnet_task_up",
+            "1 while a runtime task runs, 0 while it is down or waiting to be restarted.",
+            ["task"],
+            registry=self.registry,
+        )
+        self.retention_deleted = Counter(
+            "alertnet_retention_deleted_rows",
+            "Rows deleted by retention (quarantine after 30 days, feed after 24 h), by table.",
+            ["table"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,21 +6,19 @@ another post's offer 403, an observer reading another mahalla's alert 403.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.db import unit_of_work
 from alertnet.ingest.pipeline import RawUplink
 from alertnet.models import Post, Transport, utcnow
 from alertnet.protocol import EventCode, Uplink
-from tests.auth.helpers import Account, bearer, build_app, create_account
+from tests.auth.helpers import Account, bearer, create_account
+from tests.support.asgi import AppClient
 from tests.support.factories import create_device, create_mahalla, create_post
+from tests.support.polling import eventually
 
 KEY = bytes(range(16))
 EUI = "70b3d57ed0005555"
@@ -28,16 +26,6 @@ EUI = "70b3d57ed0005555"
 DEVICE_AT = (41.3111, 69.2797)
 NEAR = (41.3161, 69.2797)
 FAR = (41.3211, 69.2797)
-
-
-@pytest_asyncio.fixture
-async def api(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(db_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
 
 
 class City:
@@ -69,24 +57,23 @@ async def _city(session_factory: async_sessionmaker[AsyncSession]) -> City:
     return City(accounts, {"red": red.id, "green": green.id})
 
 
-async def _press(api: httpx.AsyncClient, counter: int) -> None:
-    pipeline = api.app.state.runtime.pipeline  # type: ignore[attr-defined]
+async def _press(api: AppClient, counter: int) -> None:
+    pipeline = api.runtime.pipeline
     frame = Uplink.build(KEY, EUI, counter, EventCode.PANIC).to_bytes()
     outcome = await pipeline.submit(RawUplink(frame, Transport.HTTP))
     assert outcome.accepted
 
 
-async def _eventually(api: httpx.AsyncClient, path: str, who: Account, check: Any) -> Any:
-    for _ in range(100):
-        body = (await api.get(path, headers=bearer(who))).json()
-        if check(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never satisfied the check: {body}")
+async def _body(api: AppClient, path: str, who: Account) -> Any:
+    return (await api.get(path, headers=bearer(who))).json()
+
+
+def _has_offer(me: Any) -> bool:
+    return me["offer"] is not None
 
 
 async def test_press_to_close_through_the_tablet_endpoints(
-    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     city = await _city(session_factory)
     p1, p2 = city.accounts["p1"], city.accounts["p2"]
@@ -103,7 +90,9 @@ async def test_press_to_close_through_the_tablet_endpoints(
         assert located.json()["post"]["status"] == "available"
 
     await _press(api, 1)
-    me = await _eventually(api, "/api/v1/posts/me", p1, lambda body: body["offer"] is not None)
+    me = await eventually(
+        lambda: _body(api, "/api/v1/posts/me", p1), _has_offer, awaiting="P-1's offer"
+    )
     offer = me["offer"]
     assert offer["post"] == "P-1" and offer["state"] == "pending"
     assert 500 < offer["distance_m"] < 600
@@ -148,7 +137,7 @@ async def test_press_to_close_through_the_tablet_endpoints(
 
 
 async def test_decline_moves_the_offer_to_the_next_post(
-    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     city = await _city(session_factory)
     p1, p2 = city.accounts["p1"], city.accounts["p2"]
@@ -160,25 +149,33 @@ async def test_decline_moves_the_offer_to_the_next_post(
             "/api/v1/posts/me/location", json={"lat": lat, "lon": lon}, headers=bearer(crew)
         )
     await _press(api, 1)
-    first = await _eventually(api, "/api/v1/posts/me", p1, lambda body: body["offer"] is not None)
+    first = await eventually(
+        lambda: _body(api, "/api/v1/posts/me", p1), _has_offer, awaiting="P-1's offer"
+    )
     declined = await api.post(
         f"/api/v1/offers/{first['offer']['id']}/decline",
         json={"reason": "engine trouble"},
         headers=bearer(p1),
     )
     assert declined.json()["state"] == "declined"
-    second = await _eventually(api, "/api/v1/posts/me", p2, lambda body: body["offer"] is not None)
+    second = await eventually(
+        lambda: _body(api, "/api/v1/posts/me", p2),
+        _has_offer,
+        awaiting="P-2's offer after P-1 declined",
+    )
     assert second["offer"]["alert_id"] == first["offer"]["alert_id"]
 
 
 async def test_console_queue_assign_and_cancel_with_scopes(
-    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     city = await _city(session_factory)
     dispatcher = city.accounts["dispatcher"]
     await _press(api, 1)  # no post is on duty: the alert escalates
-    queue = await _eventually(
-        api, "/api/v1/alerts", dispatcher, lambda body: body and body[0]["state"] == "escalated"
+    queue = await eventually(
+        lambda: _body(api, "/api/v1/alerts", dispatcher),
+        lambda body: body and body[0]["state"] == "escalated",
+        awaiting="the alert escalated with nobody on duty",
     )
     alert_id = queue[0]["id"]
     assert (await api.get("/api/v1/alerts")).status_code == 401
@@ -204,7 +201,11 @@ async def test_console_queue_assign_and_cancel_with_scopes(
     p2 = city.accounts["p2"]
     await api.post("/api/v1/posts/me/status", json={"status": "available"}, headers=bearer(p2))
     # P-2 going available is served the escalated alert at once.
-    me = await _eventually(api, "/api/v1/posts/me", p2, lambda body: body["offer"] is not None)
+    me = await eventually(
+        lambda: _body(api, "/api/v1/posts/me", p2),
+        _has_offer,
+        awaiting="P-2 served the escalated alert",
+    )
     assert me["offer"]["alert_id"] == alert_id
 
     cancelled = await api.post(
@@ -222,7 +223,7 @@ async def test_console_queue_assign_and_cancel_with_scopes(
 
 
 async def test_a_fresh_location_report_brings_a_waiting_alert(
-    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     """An available post whose position went stale is not eligible until it reports again."""
     city = await _city(session_factory)
@@ -232,11 +233,10 @@ async def test_a_fresh_location_report_brings_a_waiting_alert(
         post = await session.get_one(Post, p1.post_id)
         post.location_at = utcnow() - timedelta(minutes=10)
     await _press(api, 1)
-    await _eventually(
-        api,
-        "/api/v1/alerts",
-        city.accounts["dispatcher"],
+    await eventually(
+        lambda: _body(api, "/api/v1/alerts", city.accounts["dispatcher"]),
         lambda body: body and body[0]["state"] == "escalated",
+        awaiting="the alert escalated while P-1's position is stale",
     )
     report = await api.post(
         "/api/v1/posts/me/location", json={"lat": NEAR[0], "lon": NEAR[1]}, headers=bearer(p1)

@@ -25,7 +25,7 @@ from alertnet.app import create_app
 from alertnet.auth import users
 from alertnet.auth.passwords import hash_password
 from alertnet.auth.throttle import LoginThrottle
-from alertnet.auth.tokens import create_token
+from alertnet.auth.tokens import DEFAULT_TOKEN_TTL, create_token
 from alertnet.auth.users import create_user
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
@@ -38,8 +38,8 @@ NO_BROKER = "mqtt://127.0.0.1:1"
 PASSWORD = "correct horse battery"
 
 
-def settings_for(database_url: str) -> Settings:
-    return Settings(database_url=database_url, mqtt_url=NO_BROKER)
+def settings_for(database_url: str, *, demo: bool = False) -> Settings:
+    return Settings(database_url=database_url, mqtt_url=NO_BROKER, demo=demo)
 
 
 def build_app(
@@ -47,9 +47,11 @@ def build_app(
     *,
     throttle: LoginThrottle | None = None,
     hub_tuning: dict[str, Any] | None = None,
+    demo: bool = False,
 ) -> FastAPI:
-    """The real app; optionally with a given login throttle and hub attributes changed."""
-    app = create_app(settings_for(database_url))
+    """The real app; optionally with a given login throttle and hub attributes changed, or
+    serving the demo (as ``alertnet serve --demo`` does)."""
+    app = create_app(settings_for(database_url, demo=demo))
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -122,7 +124,7 @@ async def create_account(
     *,
     post_callsign: str | None = None,
     mahalla_name: str | None = None,
-    ttl_s: float | None = None,
+    ttl_s: float = DEFAULT_TOKEN_TTL.total_seconds(),
 ) -> Account:
     """A user with ``PASSWORD`` and a fresh API token."""
     user, _ = await create_user(

@@ -18,14 +18,13 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.auth import users
 from alertnet.auth.deps import (
     AdminActor,
     CurrentUser,
     DbSession,
     DispatcherActor,
     PostActor,
-    ensure_mahalla_visible,
-    ensure_post_owns,
 )
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.db import unit_of_work
@@ -34,6 +33,7 @@ from alertnet.models import ApiToken, Mahalla, RequestAudit, User, utcnow
 from tests.auth.helpers import PASSWORD, Account, Cast, bearer, build_app, create_cast
 
 SessionFactory = async_sessionmaker[AsyncSession]
+OWN_ORIGIN = "http://alertnet"  # the harness clients' base URL
 
 
 class FakeClock:
@@ -58,12 +58,12 @@ def scoped_router() -> APIRouter:
 
     @router.post("/posts/{post_id}/act")
     async def act_for_post(post_id: int, actor: PostActor) -> dict[str, int]:
-        ensure_post_owns(actor, post_id)
+        actor.scope.ensure_acts_for_post(post_id)
         return {"post_id": post_id}
 
     @router.get("/mahallas/{mahalla_id}")
     async def read_mahalla(mahalla_id: int, actor: CurrentUser) -> dict[str, int]:
-        ensure_mahalla_visible(actor, mahalla_id)
+        actor.scope.ensure_sees_mahalla(mahalla_id)
         return {"mahalla_id": mahalla_id}
 
     @router.post("/mahallas")
@@ -236,7 +236,9 @@ async def test_logout_needs_a_token_and_ends_it(harness: Harness) -> None:
 async def test_logout_by_cookie(harness: Harness) -> None:
     response = await login(harness.client, "admin1", PASSWORD)
     assert "alertnet_session" in harness.client.cookies  # httpx keeps it, as a browser does
-    assert (await harness.client.post("/api/v1/auth/logout")).status_code == 204
+    # A browser sends its page's origin with the POST (alertnet.auth.csrf).
+    logout = await harness.client.post("/api/v1/auth/logout", headers={"Origin": OWN_ORIGIN})
+    assert logout.status_code == 204
     assert "alertnet_session" not in harness.client.cookies
     harness.client.cookies.set("alertnet_session", response.json()["token"])
     assert_error(await harness.client.get("/api/v1/auth/me"), 401, "unauthorized")
@@ -359,6 +361,37 @@ async def test_a_lockout_is_per_username_and_address(harness: Harness) -> None:
     assert (await login(harness.client, "post102", PASSWORD)).status_code == 200
     async with harness.other_client("10.0.0.77") as tablet:
         assert (await login(tablet, "post101", PASSWORD)).status_code == 200
+
+
+async def test_guessing_across_usernames_is_throttled_per_address_before_hashing(
+    db_url: str, session_factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: unlimited logins across usernames each cost a 64 MiB argon2 hash."""
+    hashes = 0
+    real_verify = users.verify_password
+
+    def counting_verify(password_hash: str, password: str) -> bool:
+        nonlocal hashes
+        hashes += 1
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(users, "verify_password", counting_verify)
+    app = build_app(db_url, throttle=LoginThrottle(address_free_failures=10, clock=FakeClock()))
+    await create_cast(session_factory)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 4321))
+        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
+            statuses = [
+                (await login(client, f"guess{index}", "password-guess")).status_code
+                for index in range(60)
+            ]
+            # The officer behind the same address waits too; from elsewhere, no wait.
+            assert (await login(client, "post101", PASSWORD)).status_code == 429
+        other = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))
+        async with httpx.AsyncClient(transport=other, base_url="http://alertnet") as client:
+            assert (await login(client, "post101", PASSWORD)).status_code == 200
+    assert statuses == [401] * 10 + [429] * 50
+    assert hashes == 11  # ten guesses and the officer's login elsewhere
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""The pure parts of the auth dependencies: reading credentials, and the scope rules."""
+"""The pure parts of the auth dependencies: reading credentials, roles, the caller's scope.
+
+The scope's own rules are tested in ``test_scope``."""
 
 from __future__ import annotations
 
@@ -9,10 +11,9 @@ from alertnet.auth.deps import (
     Credential,
     CredentialSource,
     credential_from,
-    ensure_mahalla_visible,
-    ensure_post_owns,
     require_roles,
 )
+from alertnet.auth.scope import Reach, Scope
 from alertnet.errors import Forbidden, Unauthorized
 from alertnet.models import Role
 
@@ -44,23 +45,17 @@ def test_a_malformed_authorization_header_is_unauthorized(value: str) -> None:
         credential_from({"authorization": value}, {"alertnet_session": "cookie"})
 
 
-def test_ensure_post_owns_only_lets_the_posts_own_crew_through() -> None:
-    ensure_post_owns(POST_7, 7)
-    for actor, post_id in [(POST_7, 8), (POST_7, None), (ADMIN, 7), (DISPATCHER, 7)]:
-        with pytest.raises(Forbidden):
-            ensure_post_owns(actor, post_id)
-    with pytest.raises(Forbidden):
-        ensure_post_owns(OBSERVER_3, 7)
-
-
-def test_ensure_mahalla_visible() -> None:
-    for actor in [ADMIN, DISPATCHER]:
-        ensure_mahalla_visible(actor, 3)
-        ensure_mahalla_visible(actor, None)
-    ensure_mahalla_visible(OBSERVER_3, 3)
-    for actor, mahalla_id in [(OBSERVER_3, 4), (OBSERVER_3, None), (POST_7, 3)]:
-        with pytest.raises(Forbidden):
-            ensure_mahalla_visible(actor, mahalla_id)
+def test_an_actors_scope_is_built_from_the_caller() -> None:
+    assert POST_7.scope == Scope(Role.POST, user_id=3, username="post7", post_id=7)
+    assert OBSERVER_3.scope == Scope(Role.OBSERVER, user_id=4, username="observer3", mahalla_id=3)
+    assert [actor.scope.reach for actor in (ADMIN, DISPATCHER, POST_7, OBSERVER_3)] == [
+        Reach.EVERYTHING,
+        Reach.EVERYTHING,
+        Reach.OWN_POST,
+        Reach.OWN_MAHALLA,
+    ]
+    # A changed binding is a different scope: the stream closes on it.
+    assert Actor(3, "post7", Role.POST, 8, None).scope != POST_7.scope
 
 
 async def test_require_roles() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from alertnet.auth.throttle import LoginThrottle, LoginThrottled
+from alertnet.auth.throttle import LoginThrottle, LoginThrottled, address_key
 
 
 class FakeClock:
@@ -118,8 +118,93 @@ async def test_parallel_guesses_for_one_pair_run_one_at_a_time() -> None:
 async def test_memory_is_bounded() -> None:
     throttle = LoginThrottle(free_failures=1, max_tracked=100, clock=FakeClock())
     for index in range(1000):
-        await fail(throttle, f"user{index}")
-    assert len(throttle._records) <= 100
+        await fail(throttle, f"user{index}", f"10.0.{index // 250}.{index % 250}")
+    assert throttle.tracked() <= 300  # pairs, accounts and addresses: 100 of each at most
     # The most recent pairs are the ones remembered.
     with pytest.raises(LoginThrottled):
-        await succeed(throttle, "user999")
+        await succeed(throttle, "user999", "10.0.3.249")
+
+
+async def test_one_account_guessed_from_many_addresses_is_locked() -> None:
+    throttle = LoginThrottle(account_free_failures=4, account_max_lockout_s=60, clock=FakeClock())
+    for index in range(4):
+        await fail(throttle, "ana", f"10.0.0.{index}")
+    assert throttle.retry_after_s("ana", "192.0.2.99") == 1.0
+    with pytest.raises(LoginThrottled):
+        await succeed(throttle, "ANA", "192.0.2.99")
+    # Other accounts are not affected, and the account's cap is short (an officer waits at
+    # most a minute, however long a distributed guesser keeps at it).
+    await succeed(throttle, "bob", "192.0.2.99")
+    assert throttle.account.lockout.lockout_s(1000) == 60
+
+
+async def test_many_usernames_from_one_address_are_locked_before_any_check() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(address_free_failures=5, clock=clock)
+    checked = 0
+
+    async def guess(username: str, address: str = "10.0.0.1") -> str:
+        nonlocal checked
+        try:
+            async with throttle.attempt(username, address) as attempt:
+                checked += 1  # where the login checks the password (an argon2 hash)
+                attempt.failure()
+        except LoginThrottled:
+            return "refused"
+        return "checked"
+
+    outcomes = [await guess(f"user{index}") for index in range(50)]
+    assert outcomes == ["checked"] * 5 + ["refused"] * 45
+    assert checked == 5
+    # Another address is not affected; a success does not reset the address's count.
+    assert await guess("user1", "10.0.0.2") == "checked"
+    clock.now += 1.0
+    async with throttle.attempt("real-user", "10.0.0.1") as attempt:
+        attempt.success()
+    assert await guess("user99") == "checked"  # the 6th failure: locked again, for 2 s now
+    clock.now += 1.5
+    assert await guess("user100") == "refused"
+
+
+async def test_parallel_guesses_across_usernames_from_one_address_run_one_at_a_time() -> None:
+    throttle = LoginThrottle(address_free_failures=3, clock=FakeClock())
+    checked = 0
+
+    async def guess(index: int) -> str:
+        nonlocal checked
+        try:
+            async with throttle.attempt(f"user{index}", "10.0.0.1") as attempt:
+                checked += 1
+                await asyncio.sleep(0.01)
+                attempt.failure()
+        except LoginThrottled:
+            return "refused"
+        return "checked"
+
+    outcomes = await asyncio.gather(*(guess(index) for index in range(20)))
+    assert sorted(outcomes) == ["checked"] * 3 + ["refused"] * 17
+    assert checked == 3
+
+
+async def test_password_checks_in_flight_are_bounded() -> None:
+    throttle = LoginThrottle(max_concurrent_checks=2, clock=FakeClock())
+    in_flight = peak = 0
+
+    async def login(index: int) -> None:
+        nonlocal in_flight, peak
+        async with throttle.attempt("ana", f"10.0.1.{index}") as attempt:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            attempt.success()
+
+    await asyncio.gather(*(login(index) for index in range(10)))
+    assert peak == 2
+
+
+def test_ipv6_addresses_count_per_64() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:10.0.0.1") == address_key("10.0.0.1") == "10.0.0.1"
+    assert address_key("testclient") == "testclient"

@@ -6,7 +6,7 @@ import pytest
 
 from alertnet.alerts.state import IllegalTransition
 from alertnet.db import unit_of_work
-from alertnet.dispatch import service
+from alertnet.dispatch import actions, duty, views
 from alertnet.errors import Conflict, Forbidden, InvalidInput, NotFound
 from alertnet.models import Post
 from alertnet.protocol import AckState
@@ -41,7 +41,7 @@ async def _accepted(session_factory: SessionFactory) -> tuple[int, dict[str, int
     offer = await pending_offer(session_factory, alert_id)
     assert offer is not None
     async with unit_of_work(session_factory) as session:
-        await service.accept(session, offer.id, ids["A"], "post:A", now=at(1))
+        await actions.accept(session, offer.id, ids["A"], "post:A", now=at(1))
     return alert_id, ids
 
 
@@ -51,19 +51,19 @@ async def test_accept_rules(session_factory: SessionFactory) -> None:
     assert offer is not None
     with pytest.raises(Forbidden):
         async with unit_of_work(session_factory) as session:
-            await service.accept(session, offer.id, ids["B"], "post:B", now=at(1))
+            await actions.accept(session, offer.id, ids["B"], "post:B", now=at(1))
     with pytest.raises(Conflict, match="expired"):
         async with unit_of_work(session_factory) as session:
-            await service.accept(session, offer.id, ids["A"], "post:A", now=at(30))
+            await actions.accept(session, offer.id, ids["A"], "post:A", now=at(30))
     with pytest.raises(NotFound):
         async with unit_of_work(session_factory) as session:
-            await service.accept(session, 999_999, ids["A"], "post:A", now=at(1))
+            await actions.accept(session, 999_999, ids["A"], "post:A", now=at(1))
     async with unit_of_work(session_factory) as session:
-        notices = await service.accept(session, offer.id, ids["A"], "post:A", now=at(29))
+        notices = await actions.accept(session, offer.id, ids["A"], "post:A", now=at(29))
     assert [n.state for n in notices] == [AckState.ACCEPTED]
     with pytest.raises(Conflict, match="accepted"):  # a second tap
         async with unit_of_work(session_factory) as session:
-            await service.accept(session, offer.id, ids["A"], "post:A", now=at(29))
+            await actions.accept(session, offer.id, ids["A"], "post:A", now=at(29))
     await assert_invariants(session_factory)
 
 
@@ -72,35 +72,35 @@ async def test_decline_of_an_answered_offer_is_a_conflict(session_factory: Sessi
     (offer,) = await offers_of(session_factory, alert_id)
     with pytest.raises(Conflict):
         async with unit_of_work(session_factory) as session:
-            await service.decline(session, offer.id, ids["A"], "", "post:A", now=at(2))
+            await actions.decline(session, offer.id, ids["A"], "", "post:A", now=at(2))
 
 
 async def test_arrive_and_close_rules(session_factory: SessionFactory) -> None:
     alert_id, ids = await _offered(session_factory, ("A", 0, 100), ("B", 0, 2_000))
     with pytest.raises(IllegalTransition):  # offered, not accepted yet
         async with unit_of_work(session_factory) as session:
-            await service.arrive(session, alert_id, ids["A"], "post:A", now=at(1))
+            await actions.arrive(session, alert_id, ids["A"], "post:A", now=at(1))
     with pytest.raises(IllegalTransition):
         async with unit_of_work(session_factory) as session:
-            await service.close(session, alert_id, None, "other", None, "console", now=at(1))
+            await actions.close(session, alert_id, None, "other", None, "console", now=at(1))
     offer = await pending_offer(session_factory, alert_id)
     assert offer is not None
     async with unit_of_work(session_factory) as session:
-        await service.accept(session, offer.id, ids["A"], "post:A", now=at(1))
+        await actions.accept(session, offer.id, ids["A"], "post:A", now=at(1))
     with pytest.raises(Forbidden):
         async with unit_of_work(session_factory) as session:
-            await service.arrive(session, alert_id, ids["B"], "post:B", now=at(2))
+            await actions.arrive(session, alert_id, ids["B"], "post:B", now=at(2))
     with pytest.raises(InvalidInput):
         async with unit_of_work(session_factory) as session:
-            await service.close(session, alert_id, ids["A"], "solved", None, "post:A", now=at(2))
+            await actions.close(session, alert_id, ids["A"], "solved", None, "post:A", now=at(2))
     # Closing straight from accepted is allowed (handed over before arriving).
     async with unit_of_work(session_factory) as session:
-        await service.close(
+        await actions.close(
             session, alert_id, ids["A"], "handed_over", "ambulance", "post:A", now=at(3)
         )
     with pytest.raises(IllegalTransition):
         async with unit_of_work(session_factory) as session:
-            await service.arrive(session, alert_id, ids["A"], "post:A", now=at(4))
+            await actions.arrive(session, alert_id, ids["A"], "post:A", now=at(4))
     alert = await get_alert(session_factory, alert_id)
     assert (alert.state, alert.on_scene_at) == ("closed", None)
     await assert_invariants(session_factory)
@@ -110,7 +110,7 @@ async def test_assign_a_post_that_is_not_the_nearest(session_factory: SessionFac
     alert_id, ids = await _offered(session_factory, ("A", 0, 100), ("B", 0, 8_000))
     assert await offered_to(session_factory, alert_id) == "A"
     async with unit_of_work(session_factory) as session:
-        notices = await service.assign(session, alert_id, ids["B"], "user:disp", now=at(5))
+        notices = await actions.assign(session, alert_id, ids["B"], "user:disp", now=at(5))
     assert notices == []
     assert await offered_to(session_factory, alert_id) == "B"
     history = await offers_of(session_factory, alert_id)
@@ -124,7 +124,7 @@ async def test_assign_a_post_that_is_not_the_nearest(session_factory: SessionFac
     assert (await get_alert(session_factory, alert_id)).refusal_count == 0
     # Assigning again to the same post changes nothing.
     async with unit_of_work(session_factory) as session:
-        await service.assign(session, alert_id, ids["B"], "user:disp", now=at(6))
+        await actions.assign(session, alert_id, ids["B"], "user:disp", now=at(6))
     assert len(await offers_of(session_factory, alert_id)) == 2
     await assert_invariants(session_factory)
 
@@ -141,7 +141,7 @@ async def test_assign_an_escalated_alert_to_a_post_without_a_fix(
     await dispatcher(session_factory).step(now=at(0))
     assert (await get_alert(session_factory, alert_id)).state == "escalated"
     async with unit_of_work(session_factory) as session:
-        notices = await service.assign(session, alert_id, ids["DARK"], "user:disp", now=at(1))
+        notices = await actions.assign(session, alert_id, ids["DARK"], "user:disp", now=at(1))
     assert [n.state for n in notices] == [AckState.DISPATCHED]
     offer = await pending_offer(session_factory, alert_id)
     assert offer is not None and offer.distance_m < 0
@@ -152,7 +152,7 @@ async def test_assign_an_escalated_alert_to_a_post_without_a_fix(
 
 async def _offer_view(session_factory: SessionFactory, offer_id: int) -> dict[str, object]:
     async with session_factory() as session:
-        return (await service.offer_views(session, [offer_id]))[offer_id]
+        return (await views.offer_views(session, [offer_id]))[offer_id]
 
 
 async def test_assign_takes_a_post_away_from_its_pending_offer(
@@ -165,7 +165,7 @@ async def test_assign_takes_a_post_away_from_its_pending_offer(
     assert await offered_to(session_factory, first) == "A"
     assert await offered_to(session_factory, second) == "B"
     async with unit_of_work(session_factory) as session:
-        await service.assign(session, second, ids["A"], "user:disp", now=at(3))
+        await actions.assign(session, second, ids["A"], "user:disp", now=at(3))
     assert await offered_to(session_factory, second) == "A"
     # The displaced alert went on to the next post it had not been offered to.
     assert await offered_to(session_factory, first) == "B"
@@ -178,14 +178,14 @@ async def test_assign_refuses_a_post_holding_an_alert(session_factory: SessionFa
     await dispatcher(session_factory).step(now=at(3))
     with pytest.raises(Conflict):
         async with unit_of_work(session_factory) as session:
-            await service.assign(session, other, ids["A"], "user:disp", now=at(4))
+            await actions.assign(session, other, ids["A"], "user:disp", now=at(4))
     await assert_invariants(session_factory)
 
 
 async def test_assign_reassigns_an_accepted_alert(session_factory: SessionFactory) -> None:
     alert_id, ids = await _accepted(session_factory)
     async with unit_of_work(session_factory) as session:
-        notices = await service.assign(session, alert_id, ids["B"], "user:disp", now=at(10))
+        notices = await actions.assign(session, alert_id, ids["B"], "user:disp", now=at(10))
     assert notices == []  # the device keeps "accepted": help is still on the way
     alert = await get_alert(session_factory, alert_id)
     assert (alert.state, alert.post_id) == ("offered", None)
@@ -198,13 +198,13 @@ async def test_assign_reassigns_an_accepted_alert(session_factory: SessionFactor
 async def test_assign_refuses_on_scene_and_finished_alerts(session_factory: SessionFactory) -> None:
     alert_id, ids = await _accepted(session_factory)
     async with unit_of_work(session_factory) as session:
-        await service.arrive(session, alert_id, ids["A"], "post:A", now=at(5))
+        await actions.arrive(session, alert_id, ids["A"], "post:A", now=at(5))
     with pytest.raises(IllegalTransition):
         async with unit_of_work(session_factory) as session:
-            await service.assign(session, alert_id, ids["B"], "user:disp", now=at(6))
+            await actions.assign(session, alert_id, ids["B"], "user:disp", now=at(6))
     with pytest.raises(NotFound):
         async with unit_of_work(session_factory) as session:
-            await service.assign(session, 987_654, ids["B"], "user:disp", now=at(6))
+            await actions.assign(session, 987_654, ids["B"], "user:disp", now=at(6))
 
 
 async def test_withdraw_sends_the_alert_to_the_next_post(session_factory: SessionFactory) -> None:
@@ -212,12 +212,12 @@ async def test_withdraw_sends_the_alert_to_the_next_post(session_factory: Sessio
     offer = await pending_offer(session_factory, alert_id)
     assert offer is not None
     async with unit_of_work(session_factory) as session:
-        await service.withdraw(session, offer.id, "user:disp", now=at(3))
+        await actions.withdraw(session, offer.id, "user:disp", now=at(3))
     assert await offered_to(session_factory, alert_id) == "B"
     assert (await get_alert(session_factory, alert_id)).refusal_count == 0
     with pytest.raises(Conflict):
         async with unit_of_work(session_factory) as session:
-            await service.withdraw(session, offer.id, "user:disp", now=at(4))
+            await actions.withdraw(session, offer.id, "user:disp", now=at(4))
     await assert_invariants(session_factory)
 
 
@@ -225,9 +225,9 @@ async def test_cancel_withdraws_the_offer(session_factory: SessionFactory) -> No
     alert_id, _ = await _offered(session_factory, ("A", 0, 100))
     with pytest.raises(InvalidInput):
         async with unit_of_work(session_factory) as session:
-            await service.cancel(session, alert_id, "  ", "user:disp", now=at(1))
+            await actions.cancel(session, alert_id, "  ", "user:disp", now=at(1))
     async with unit_of_work(session_factory) as session:
-        notices = await service.cancel(
+        notices = await actions.cancel(
             session, alert_id, "caller confirmed by phone", "user:disp", now=at(1)
         )
     assert [n.state for n in notices] == [AckState.CLOSED]
@@ -237,7 +237,7 @@ async def test_cancel_withdraws_the_offer(session_factory: SessionFactory) -> No
     assert offer.state == "withdrawn"
     with pytest.raises(IllegalTransition):
         async with unit_of_work(session_factory) as session:
-            await service.cancel(session, alert_id, "again", "user:disp", now=at(2))
+            await actions.cancel(session, alert_id, "again", "user:disp", now=at(2))
     await assert_invariants(session_factory)
 
 
@@ -254,7 +254,7 @@ async def test_cancel_frees_the_post_which_takes_the_next_alert(
     await dispatcher(session_factory).step(now=at(3))
     assert (await get_alert(session_factory, waiting)).state == "escalated"
     async with unit_of_work(session_factory) as session:
-        await service.cancel(session, alert_id, "duplicate", "user:disp", now=at(4))
+        await actions.cancel(session, alert_id, "duplicate", "user:disp", now=at(4))
     assert (await get_alert(session_factory, alert_id)).post_id == ids["A"]  # kept as history
     assert await offered_to(session_factory, waiting) == "A"
     await assert_invariants(session_factory)
@@ -263,7 +263,7 @@ async def test_cancel_frees_the_post_which_takes_the_next_alert(
 async def test_post_going_off_duty_gives_its_offer_back(session_factory: SessionFactory) -> None:
     alert_id, ids = await _offered(session_factory, ("A", 0, 100), ("B", 0, 2_000))
     async with unit_of_work(session_factory) as session:
-        await service.post_unavailable(session, ids["A"], "post:A", now=at(2))
+        await duty.post_unavailable(session, ids["A"], "post:A", now=at(2))
         post = await session.get(Post, ids["A"])
         assert post is not None
         post.status = "off_duty"
@@ -276,7 +276,7 @@ async def test_post_holding_an_alert_cannot_go_off_duty(session_factory: Session
     _, ids = await _accepted(session_factory)
     with pytest.raises(Conflict):
         async with unit_of_work(session_factory) as session:
-            await service.post_unavailable(session, ids["A"], "post:A", now=at(2))
+            await duty.post_unavailable(session, ids["A"], "post:A", now=at(2))
             post = await session.get(Post, ids["A"])
             assert post is not None
             post.status = "off_duty"
@@ -290,4 +290,4 @@ async def test_offer_next_refuses_an_alert_that_is_not_waiting(
     alert = await get_alert(session_factory, alert_id)
     with pytest.raises(IllegalTransition):
         async with unit_of_work(session_factory) as session:
-            await service.offer_next(session, alert, at(5))
+            await actions.offer_next(session, alert, at(5))

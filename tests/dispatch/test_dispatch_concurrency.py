@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.state import IllegalTransition
 from alertnet.db import create_engine, create_session_factory, unit_of_work
-from alertnet.dispatch import service
+from alertnet.dispatch import actions as dispatch_actions
+from alertnet.dispatch import duty
 from alertnet.dispatch.notifier import RecordingNotifier, StateNotice
 from alertnet.errors import Conflict, Forbidden, NotFound
 from alertnet.models import Alert, Offer, Post
@@ -76,11 +77,13 @@ async def _tablet_actions(
         roll = rng.random()
         if roll < 0.45:
             actions.append(
-                lambda s, o=offer_id, p=post_id: service.accept(s, o, p, f"post:{p}", now=now)
+                lambda s, o=offer_id, p=post_id: dispatch_actions.accept(
+                    s, o, p, f"post:{p}", now=now
+                )
             )
         elif roll < 0.75:
             actions.append(
-                lambda s, o=offer_id, p=post_id: service.decline(
+                lambda s, o=offer_id, p=post_id: dispatch_actions.decline(
                     s, o, p, "busy", f"post:{p}", now=now
                 )
             )
@@ -88,11 +91,13 @@ async def _tablet_actions(
     for alert_id, post_id, state in held:
         if state == "accepted" and rng.random() < 0.6:
             actions.append(
-                lambda s, a=alert_id, p=post_id: service.arrive(s, a, p, f"post:{p}", now=now)
+                lambda s, a=alert_id, p=post_id: dispatch_actions.arrive(
+                    s, a, p, f"post:{p}", now=now
+                )
             )
         elif rng.random() < 0.5:
             actions.append(
-                lambda s, a=alert_id, p=post_id: service.close(
+                lambda s, a=alert_id, p=post_id: dispatch_actions.close(
                     s, a, p, "confirmed", None, f"post:{p}", now=now
                 )
             )
@@ -108,16 +113,18 @@ def _console_and_posts(
     actions: list[Callable[[AsyncSession], Awaitable[Sequence[StateNotice]]]] = []
     if open_ids and rng.random() < 0.5:
         alert_id, post_id = rng.choice(open_ids), rng.choice(post_ids)
-        actions.append(lambda s: service.assign(s, alert_id, post_id, "console", now=now))
+        actions.append(lambda s: dispatch_actions.assign(s, alert_id, post_id, "console", now=now))
     if open_ids and rng.random() < 0.3:
         victim = rng.choice(open_ids)
-        actions.append(lambda s: service.cancel(s, victim, "duplicate call", "console", now=now))
+        actions.append(
+            lambda s: dispatch_actions.cancel(s, victim, "duplicate call", "console", now=now)
+        )
     for post_id in rng.sample(list(post_ids), 2):
         if rng.random() < 0.5:
 
             async def off_duty(s: AsyncSession, p: int = post_id) -> Sequence[StateNotice]:
                 # Give back the offer first, then change the row (see post_unavailable).
-                notices = await service.post_unavailable(s, p, f"post:{p}", now=now)
+                notices = await duty.post_unavailable(s, p, f"post:{p}", now=now)
                 await s.execute(
                     update(Post)
                     .where(Post.id == p, Post.status == "available")
@@ -134,7 +141,7 @@ def _console_and_posts(
                     .where(Post.id == p, Post.status == "off_duty")
                     .values(status="available", location_at=now)
                 )
-                return await service.post_available(s, p, now=now)
+                return await duty.post_available(s, p, now=now)
 
             actions.append(on_duty)
     return actions

@@ -13,12 +13,13 @@ from sqlalchemy.exc import IntegrityError
 
 from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory, is_retryable
-from alertnet.dispatch import service
+from alertnet.dispatch import queue
 from alertnet.dispatch.engine import Dispatcher
 from alertnet.dispatch.notifier import RecordingNotifier, StateNotice
 from alertnet.errors import Conflict
 from alertnet.models import Offer, utcnow
 from alertnet.protocol import AckState
+from tests.support.polling import eventually
 
 from .helpers import (
     SessionFactory,
@@ -73,25 +74,24 @@ async def test_run_loop_wakes_offers_and_survives_failures(
     await make_posts(session_factory, ("P", 0, 100), location_at=utcnow())
     alert_id = await press(session_factory, opened_at=utcnow())
 
-    real = service.expire_due
+    real = queue.expire_due
     failures = {"left": 2}
 
-    async def flaky(*args: Any, **kwargs: Any) -> service.BatchResult:
+    async def flaky(*args: Any, **kwargs: Any) -> queue.BatchResult:
         if failures["left"]:
             failures["left"] -= 1
             raise RuntimeError("database hiccup")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "expire_due", flaky)
+    monkeypatch.setattr(queue, "expire_due", flaky)
     notifier = RecordingNotifier()
     engine = Dispatcher(session_factory, _settings(), notifier, min_backoff_s=0.01)
     task = asyncio.create_task(engine.run())
     try:
         engine.wake()
-        for _ in range(200):
-            if notifier.notices:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: notifier.notices, awaiting="a notice once the failing passes are retried"
+        )
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -106,10 +106,10 @@ async def test_integrity_error_in_a_pass_is_rolled_back_and_retried(
 ) -> None:
     await make_posts(session_factory, ("P", 0, 100))
     alert_id = await press(session_factory)
-    real = service.dispatch_waiting
+    real = queue.dispatch_waiting
     calls = {"n": 0}
 
-    async def racing(session: Any, *args: Any, **kwargs: Any) -> service.BatchResult:
+    async def racing(session: Any, *args: Any, **kwargs: Any) -> queue.BatchResult:
         calls["n"] += 1
         result = await real(session, *args, **kwargs)
         if calls["n"] == 1:
@@ -117,7 +117,7 @@ async def test_integrity_error_in_a_pass_is_rolled_back_and_retried(
             raise IntegrityError("INSERT INTO offers", {}, Exception("uq_offers_pending_alert"))
         return result
 
-    monkeypatch.setattr(service, "dispatch_waiting", racing)
+    monkeypatch.setattr(queue, "dispatch_waiting", racing)
     notifier = RecordingNotifier()
     engine = dispatcher(session_factory, notifier)
     await engine.step(now=at(0))

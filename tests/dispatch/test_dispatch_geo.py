@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertnet.dispatch.geo import EARTH_RADIUS_M, bounding_box, haversine_m, nearest
+from alertnet.dispatch.policy import DEFAULT_POLICY
 
 lats = st.floats(min_value=-89.9, max_value=89.9, allow_nan=False)
 lons = st.floats(min_value=-180.0, max_value=180.0, allow_nan=False)
@@ -81,7 +82,7 @@ def test_nearest_orders_and_filters() -> None:
         Spot("too-far", 41.45, 69.28),  # ~15 km
         Spot("mid", 41.33, 69.28),
     ]
-    found = nearest(spots, 41.3111, 69.2797)
+    found = nearest(spots, 41.3111, 69.2797, max_distance_m=DEFAULT_POLICY.max_distance_m)
     assert [spot.name for spot, _ in found] == ["near", "mid", "far"]
     distances = [distance for _, distance in found]
     assert distances == sorted(distances)
@@ -91,7 +92,8 @@ def test_nearest_orders_and_filters() -> None:
 
 def test_nearest_keeps_input_order_on_ties() -> None:
     spots = [Spot(name, 41.0, 69.0) for name in ("b", "a", "c")]
-    assert [spot.name for spot, _ in nearest(spots, 41.0, 69.001)] == ["b", "a", "c"]
+    found = nearest(spots, 41.0, 69.001, max_distance_m=1_000)
+    assert [spot.name for spot, _ in found] == ["b", "a", "c"]
 
 
 @given(

@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from alertnet.db import create_engine, create_session_factory, migrate, unit_of_work
-from alertnet.dispatch import service
+from alertnet.dispatch import actions, duty, policy
 from alertnet.dispatch.notifier import RecordingNotifier
 from alertnet.errors import AlertnetError
 from alertnet.models import Alert, Offer, Post
@@ -183,25 +183,25 @@ class DispatchMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def accept(self, data: st.DataObject) -> None:
         offer_id, post_id = data.draw(st.sampled_from(self.pending))
-        self.act(lambda s: service.accept(s, offer_id, post_id, "post", now=self.now))
+        self.act(lambda s: actions.accept(s, offer_id, post_id, "post", now=self.now))
 
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data(), reason=st.sampled_from(["", "busy", "too far"]))
     def decline(self, data: st.DataObject, reason: str) -> None:
         offer_id, post_id = data.draw(st.sampled_from(self.pending))
-        self.act(lambda s: service.decline(s, offer_id, post_id, reason, "post", now=self.now))
+        self.act(lambda s: actions.decline(s, offer_id, post_id, reason, "post", now=self.now))
 
     @precondition(lambda self: bool(self.accepted))
     @rule(data=st.data())
     def arrive(self, data: st.DataObject) -> None:
         alert_id, post_id = data.draw(st.sampled_from(self.accepted))
-        self.act(lambda s: service.arrive(s, alert_id, post_id, "post", now=self.now))
+        self.act(lambda s: actions.arrive(s, alert_id, post_id, "post", now=self.now))
 
     @precondition(lambda self: bool(self.active))
-    @rule(data=st.data(), outcome=st.sampled_from(sorted(service.OUTCOMES)))
+    @rule(data=st.data(), outcome=st.sampled_from(sorted(policy.OUTCOMES)))
     def close(self, data: st.DataObject, outcome: str) -> None:
         alert_id, post_id = data.draw(st.sampled_from(self.active))
-        self.act(lambda s: service.close(s, alert_id, post_id, outcome, None, "post", now=self.now))
+        self.act(lambda s: actions.close(s, alert_id, post_id, outcome, None, "post", now=self.now))
 
     def post_available(self, index: int, spot: tuple[int, int]) -> None:
         """The tablet reports in (status available unless busy, a fresh fix somewhere)."""
@@ -213,7 +213,7 @@ class DispatchMachine(RuleBasedStateMachine):
                 post.status = "available"
             post.lat, post.lon = point(*spot)
             post.location_at = self.now
-            return await service.post_available(session, post_id, now=self.now)
+            return await duty.post_available(session, post_id, now=self.now)
 
         self.act(report)
 
@@ -221,7 +221,7 @@ class DispatchMachine(RuleBasedStateMachine):
         post_id = self.post_ids[index]
 
         async def leave(session: Any) -> Any:
-            notices = await service.post_unavailable(session, post_id, "post", now=self.now)
+            notices = await duty.post_unavailable(session, post_id, "post", now=self.now)
             post = await session.get(Post, post_id)
             post.status = "off_duty"
             return notices
@@ -233,13 +233,13 @@ class DispatchMachine(RuleBasedStateMachine):
     def assign(self, data: st.DataObject, index: int) -> None:
         alert_id = data.draw(st.sampled_from(self.open))
         post_id = self.post_ids[index]
-        self.act(lambda s: service.assign(s, alert_id, post_id, "console", now=self.now))
+        self.act(lambda s: actions.assign(s, alert_id, post_id, "console", now=self.now))
 
     @precondition(lambda self: bool(self.open))
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         alert_id = data.draw(st.sampled_from(self.open))
-        self.act(lambda s: service.cancel(s, alert_id, "console says so", "console", now=self.now))
+        self.act(lambda s: actions.cancel(s, alert_id, "console says so", "console", now=self.now))
 
     # -- invariants -------------------------------------------------------------------
 

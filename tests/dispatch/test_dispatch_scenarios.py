@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alertnet.db import unit_of_work
-from alertnet.dispatch import service
+from alertnet.dispatch import actions, duty
 from alertnet.dispatch.notifier import RecordingNotifier
 from alertnet.protocol import AckState
 
@@ -90,7 +90,7 @@ async def test_decline_goes_to_the_next_nearest(session_factory: SessionFactory)
     assert offer is not None and offer.post_id == posts["A"]
 
     async with unit_of_work(session_factory) as session:
-        notices = await service.decline(
+        notices = await actions.decline(
             session, offer.id, posts["A"], "already on a call", "post:A", now=at(5)
         )
     assert notices == []  # the device already knows it was dispatched
@@ -143,7 +143,7 @@ async def test_three_refusals_escalate(session_factory: SessionFactory) -> None:
         offer = await pending_offer(session_factory, alert_id)
         assert offer is not None and offer.post_id == posts[callsign]
         async with unit_of_work(session_factory) as session:
-            await service.decline(
+            await actions.decline(
                 session, offer.id, posts[callsign], "", f"post:{callsign}", now=at(moment)
             )
     assert await offered_to(session_factory, alert_id) == "C"
@@ -199,7 +199,7 @@ async def test_busy_post_and_a_post_with_an_offer_are_not_eligible(
     offer = await pending_offer(session_factory, first)
     assert offer is not None
     async with unit_of_work(session_factory) as session:
-        await service.accept(session, offer.id, posts["ONLY"], "post:ONLY", now=at(3))
+        await actions.accept(session, offer.id, posts["ONLY"], "post:ONLY", now=at(3))
     await engine.step(now=at(4))
     assert (await get_post(session_factory, posts["ONLY"])).status == "busy"
     assert (await get_alert(session_factory, second)).state == "escalated"
@@ -239,7 +239,7 @@ async def test_post_turning_available_takes_the_top_escalated_alert(
         )
         assert post is not None
         post.status = "available"
-        notices = await service.post_available(session, posts["LATE"], now=at(5))
+        notices = await duty.post_available(session, posts["LATE"], now=at(5))
     await notifier.notify(notices)
     assert await offered_to(session_factory, high_old) == "LATE"
     assert [n.state for n in notifier.notices] == [AckState.DISPATCHED]
@@ -283,15 +283,15 @@ async def test_full_lifecycle_tells_the_device_each_stage(session_factory: Sessi
     offer = await pending_offer(session_factory, alert_id)
     assert offer is not None
     post_id = posts["P"]
-    await engine.perform(lambda s: service.accept(s, offer.id, post_id, "post:P", now=at(4)))
+    await engine.perform(lambda s: actions.accept(s, offer.id, post_id, "post:P", now=at(4)))
     alert = await get_alert(session_factory, alert_id)
     assert (alert.state, alert.post_id, alert.accepted_at) == ("accepted", post_id, at(4))
     assert (await get_post(session_factory, post_id)).status == "busy"
     await assert_invariants(session_factory)
 
-    await engine.perform(lambda s: service.arrive(s, alert_id, post_id, "post:P", now=at(60)))
+    await engine.perform(lambda s: actions.arrive(s, alert_id, post_id, "post:P", now=at(60)))
     await engine.perform(
-        lambda s: service.close(s, alert_id, post_id, "false_alarm", "kids", "post:P", now=at(90))
+        lambda s: actions.close(s, alert_id, post_id, "false_alarm", "kids", "post:P", now=at(90))
     )
     alert = await get_alert(session_factory, alert_id)
     assert (alert.state, alert.on_scene_at, alert.closed_at) == ("closed", at(60), at(90))
@@ -323,10 +323,10 @@ async def test_freed_post_takes_the_next_waiting_alert(session_factory: SessionF
     await engine.step(now=at(2))
     offer = await pending_offer(session_factory, first)
     assert offer is not None
-    await engine.perform(lambda s: service.accept(s, offer.id, posts["P"], "post:P", now=at(3)))
+    await engine.perform(lambda s: actions.accept(s, offer.id, posts["P"], "post:P", now=at(3)))
     assert (await get_alert(session_factory, waiting)).state == "escalated"
     await engine.perform(
-        lambda s: service.close(s, first, posts["P"], "confirmed", None, "post:P", now=at(100))
+        lambda s: actions.close(s, first, posts["P"], "confirmed", None, "post:P", now=at(100))
     )
     assert await offered_to(session_factory, waiting) == "P"
     await assert_invariants(session_factory)

@@ -37,12 +37,14 @@ from firmware_sim.fleet import (
     write_import_csv,
 )
 from firmware_sim.radio import RadioModel
+from firmware_sim.runner import RunConfig
 from firmware_sim.state import CounterStore, DeviceCounter
 from firmware_sim.stats import Recorder, percentile
 from firmware_sim.tablet import parse_tablets
 from firmware_sim.transports import SimulatedModule
+from tests.support.polling import eventually
 
-FAST_RETRY = RetryPolicy(first_s=0.05, factor=2.0, max_s=0.2, jitter=0.0)
+FAST_RETRY = RetryPolicy(waits_s=(0.05, 0.1, 0.2), jitter=0.0)
 
 
 class RecordingLink:
@@ -156,7 +158,7 @@ async def test_age_counts_from_the_press(tmp_path: Path) -> None:
     record = await device.raise_event(EventCode.PANIC)
     now[0] = 107.6
     delivery = asyncio.create_task(device.deliver(record))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: link.sent, awaiting="the first transmission")
     delivery.cancel()
     await stop(writer)
     assert link.sent[-1].age_s == 7 and not link.sent[-1].retransmission
@@ -209,10 +211,39 @@ async def test_drill_and_mains(tmp_path: Path) -> None:
     assert lost.battery != BATTERY_UNKNOWN  # now on its backup battery
 
 
-def test_retry_policy_backs_off_to_its_cap() -> None:
-    policy = RetryPolicy(first_s=1, factor=2, max_s=8, jitter=0)
+async def test_an_unacknowledged_alarm_is_retried_on_the_protocol_schedule(
+    tmp_path: Path,
+) -> None:
+    """protocol.md §3: again after 1, 2, 4 and 8 s, then every 15 s ±20 %, until acked."""
+    _, fleet = one_device()
+    store = CounterStore(tmp_path / "counters.json")
+    await store.load()
+    device = SimDevice(
+        fleet[0],
+        DeviceCounter(store, fleet[0].eui),
+        RecordingLink(),
+        Recorder(),
+        rng=random.Random(1),
+    )
+    rng = random.Random(7)
+    waits = [device.retry.wait_s(attempt, rng) for attempt in range(1, 200)]
+    assert waits[:4] == [1, 2, 4, 8]
+    steady = waits[4:]
+    assert all(12 <= wait <= 18 for wait in steady)
+    assert min(steady) < 12.5 and max(steady) > 17.5  # the jitter spans ±20 %
+    assert 14.5 < sum(steady) / len(steady) < 15.5
+    run_args = build_parser().parse_args(["run", "surge"])
+    assert config_from(run_args).retry == RunConfig(scenario="surge").retry == device.retry
+
+
+def test_a_shorter_retry_schedule_doubles_up_to_its_cap() -> None:
+    policy = RetryPolicy.doubling(first_s=1, max_s=8, jitter=0)
     rng = random.Random(0)
     assert [policy.wait_s(n, rng) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+    run_args = build_parser().parse_args(["run", "surge", "--retry-first", "2", "--retry-max", "8"])
+    shortened = config_from(run_args).retry
+    assert [shortened.wait_s(n, rng) for n in (1, 2)] == [2, 4]
+    assert all(6.4 <= shortened.wait_s(n, rng) <= 9.6 for n in range(3, 50))  # 8 s ±20 %
 
 
 # -- radio -------------------------------------------------------------------------------------

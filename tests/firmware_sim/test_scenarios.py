@@ -75,11 +75,12 @@ async def run_against_alertnet(
         mqtt_url=mosquitto.url,
         pty_dir=tmp_path / "pty",
         state_path=tmp_path / "counters.json",
-        retry=RetryPolicy(first_s=1.0, max_s=4.0),
+        retry=RetryPolicy.doubling(first_s=1.0, max_s=4.0),
         progress=False,
     )
     plan = config.fleet_plan()
     await register_fleet(db_url, make_fleet(plan))
+    await mosquitto.allow_registry(db_url)  # as `alertnet broker config` + SIGHUP would
     if tablet_endpoints_exist():
         tablets = await create_tablet_users(db_url, 5)
         config = dataclasses.replace(

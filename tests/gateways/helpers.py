@@ -11,49 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import re
-import time
 import tty
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.config import Settings
 from alertnet.gateways.registry import GatewayRegistry
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.mqtt import MqttIngest
+from alertnet.ingest.mqtt_client import MqttPurpose, mqtt_login
 from alertnet.ingest.pipeline import Pipeline
 from alertnet.ingest.serial import SerialBridge
 from alertnet.metrics import Metrics
-
-T = TypeVar("T")
+from tests.support.polling import eventually
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 EUI = "70b3d57ed0001234"
 AT_SEND = re.compile(rb"AT\+SEND=0,(\d+),([0-9a-f]+)\r\n")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T] | T],
-    accept: Callable[[T], bool] = bool,
-    *,
-    timeout_s: float = 15.0,
-    interval_s: float = 0.02,
-) -> T:
-    """Poll ``probe`` (sync or async) until ``accept`` holds for its value, or fail."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = probe()
-        value: T = await result if inspect.isawaitable(result) else result  # type: ignore[assignment]
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s; last value {value!r}")
-        await asyncio.sleep(interval_s)
 
 
 class FakeModule:
@@ -136,7 +116,12 @@ class FakeModule:
         return frames
 
     async def wait_sends(self, count: int, timeout_s: float = 10.0) -> list[bytes]:
-        return await eventually(self.sends, lambda sends: len(sends) >= count, timeout_s=timeout_s)
+        return await eventually(
+            self.sends,
+            lambda sends: len(sends) >= count,
+            awaiting=f"{count} AT+SEND frame(s) written to {self.link.name}",
+            timeout_s=timeout_s,
+        )
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -175,11 +160,21 @@ async def running_alertnet(
     pipeline = Pipeline(session_factory, metrics=metrics)
     registry = GatewayRegistry(session_factory, flush_interval_s=0.05)
     router = DownlinkRouter(session_factory, window_s=window_s)
+    login = (
+        mqtt_login(Settings(mqtt_client_id=client_id), MqttPurpose.INGEST, mqtt_url)
+        if mqtt_url is not None
+        else None
+    )
     mqtt = (
         MqttIngest(
-            pipeline, metrics, url=mqtt_url, client_id=client_id, router=router, registry=registry
+            pipeline,
+            metrics,
+            url=login.url,
+            client_id=login.client_id,
+            router=router,
+            registry=registry,
         )
-        if mqtt_url is not None
+        if login is not None
         else None
     )
     bridges = {

@@ -26,8 +26,9 @@ from alertnet.protocol import (
     parse_gateway_tx,
 )
 from tests.support.factories import create_device
+from tests.support.polling import eventually
 
-from .helpers import EUI, KEY, eventually
+from .helpers import EUI, KEY
 
 SessionFactory = async_sessionmaker[AsyncSession]
 WINDOW_S = 0.05
@@ -101,15 +102,15 @@ async def test_gateway_copies_get_one_downlink_through_the_best_that_can_take_it
         router.uplink_committed(_accepted(press), _copy(Transport.SERIAL, "medium", -95, 2))
         router.uplink_committed(_accepted(press), _copy(Transport.SERIAL, "unplugged", -60))
         assert router.gathering == 1 and not medium.frames and not published
-        await eventually(lambda: router.gathering == 0)
-        # A slow gateway's copy after the answer: not answered twice.
+        await eventually(lambda: router.gathering == 0, awaiting="the window to close")
+        # A slow gateway's copy after the answer: not answered twice. The router decides when
+        # the copy is committed, so there is nothing to wait for: suppressed, no new window.
         router.uplink_committed(_accepted(press), _copy(Transport.MQTT, "net-2", -50))
-        await asyncio.sleep(WINDOW_S * 2)
-        assert router.suppressed == 1
-        # The device did not hear the ack and retransmits later: answered again.
-        await asyncio.sleep(HOLDOFF_S)
+        assert router.suppressed == 1 and router.gathering == 0 and not published
+        # The device did not hear the ack and retransmits after the hold-off: answered again.
+        await asyncio.sleep(WINDOW_S * 2 + HOLDOFF_S)
         router.uplink_committed(_accepted(press), _copy(Transport.MQTT, "net-2", -50))
-        await eventually(lambda: len(published) == 1)
+        await eventually(lambda: len(published) == 1, awaiting="the retransmission answered")
     assert [decode_downlink(f).counter for f in medium.frames] == [7]
     assert weak.frames == [] and unplugged.frames == []
     topic, payload = published[0]
@@ -126,7 +127,7 @@ async def test_a_press_no_gateway_can_answer_is_counted() -> None:
             _accepted(Uplink.build(KEY, EUI, 1, EventCode.FIRE)),
             _copy(Transport.SERIAL, "down", -70),
         )
-        await eventually(lambda: router.unroutable == 1)
+        await eventually(lambda: router.unroutable == 1, awaiting="the press counted unroutable")
     assert router.sent == {}
 
 

@@ -16,8 +16,9 @@ from alertnet.models import Event, Gateway, Reception
 from alertnet.protocol import AckState, EventCode, Uplink, decode_downlink, format_rcv
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 
-from .helpers import EUI, KEY, FakeModule, eventually, running_alertnet
+from .helpers import EUI, KEY, FakeModule, running_alertnet
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -66,16 +67,21 @@ async def test_gateway_process_relays_presses_and_downlinks_over_mosquitto(
     process: asyncio.subprocess.Process | None = None
     try:
         async with running_alertnet(session_factory, mqtt_url=mosquitto.url):
+            mosquitto.allow_gateway("gw-x")  # as `alertnet broker config --gateway gw-x` does
             process = await _bridge_process(module.path, mosquitto.url, log_path)
             # The bridge announces itself (retained "online"); alertnet registers it.
             await eventually(
-                lambda: _gateway(session_factory, "gw-x"), lambda g: g is not None and g.online
+                lambda: _gateway(session_factory, "gw-x"),
+                lambda g: g is not None and g.online,
+                awaiting="gw-x registered online",
             )
             for counter, rssi in [(1, -97), (2, -84)]:
                 press = Uplink.build(KEY, EUI, counter, EventCode.PANIC)
                 await module.write(format_rcv(9, press.to_bytes(), rssi, 7.5))
             receptions = await eventually(
-                lambda: _receptions(session_factory), lambda rows: len(rows) == 2
+                lambda: _receptions(session_factory),
+                lambda rows: len(rows) == 2,
+                awaiting="both presses stored with their reception",
             )
             # alertnet → gw/gw-x/tx → the bridge → AT+SEND on the module's port.
             frames = await module.wait_sends(2)
@@ -85,6 +91,7 @@ async def test_gateway_process_relays_presses_and_downlinks_over_mosquitto(
             gateway = await eventually(
                 lambda: _gateway(session_factory, "gw-x"),
                 lambda g: g is not None and not g.online,
+                awaiting="gw-x offline by its will after the SIGKILL",
             )
     finally:
         if process is not None and process.returncode is None:
@@ -110,9 +117,12 @@ async def test_gateway_process_says_offline_when_stopped_and_exits_cleanly(
     log_path = tmp_path / "gateway.log"
     try:
         async with running_alertnet(session_factory, mqtt_url=mosquitto.url):
+            mosquitto.allow_gateway("gw-x")  # as `alertnet broker config --gateway gw-x` does
             process = await _bridge_process(module.path, mosquitto.url, log_path)
             await eventually(
-                lambda: _gateway(session_factory, "gw-x"), lambda g: g is not None and g.online
+                lambda: _gateway(session_factory, "gw-x"),
+                lambda g: g is not None and g.online,
+                awaiting="gw-x registered online",
             )
             process.send_signal(signal.SIGTERM)
             async with asyncio.timeout(10):
@@ -120,6 +130,7 @@ async def test_gateway_process_says_offline_when_stopped_and_exits_cleanly(
             await eventually(
                 lambda: _gateway(session_factory, "gw-x"),
                 lambda g: g is not None and not g.online,
+                awaiting="gw-x offline after its clean exit",
             )
     finally:
         module.close()

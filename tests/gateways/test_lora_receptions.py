@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.db import unit_of_work
-from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.ingest.serial import SendResult
 from alertnet.models import Alert, Event, Gateway, Reception
 from alertnet.protocol import (
@@ -27,8 +26,9 @@ from alertnet.protocol import (
 )
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 
-from .helpers import EUI, KEY, FakeModule, eventually, running_alertnet
+from .helpers import EUI, KEY, FakeModule, running_alertnet
 
 SessionFactory = async_sessionmaker[AsyncSession]
 WINDOW_S = 0.3
@@ -51,7 +51,6 @@ async def test_four_gateways_one_event_one_downlink_through_the_best(
         await create_device(session, eui=EUI, key=KEY)
     modules = {name: FakeModule(tmp_path, name) for name in ("gw-a", "gw-b", "gw-c")}
     press = Uplink.build(KEY, EUI, 42, EventCode.PANIC, battery=87)
-    address = BrokerAddress.parse(mosquitto.url)
     tx_seen: list[aiomqtt.Message] = []
     try:
         async with (
@@ -61,14 +60,14 @@ async def test_four_gateways_one_event_one_downlink_through_the_best(
                 serial={name: module.path for name, module in modules.items()},
                 window_s=WINDOW_S,
             ) as net,
-            aiomqtt.Client(address.host, address.port, identifier="lora-gw-m") as lora_gateway,
+            mosquitto.harness_client("lora-gw-m") as lora_gateway,
         ):
             await net.wait_ports_open()
             await lora_gateway.subscribe(GW_TX_SUBSCRIPTION, qos=1)
             watcher = asyncio.create_task(_collect(lora_gateway, tx_seen))
             # The weakest copy commits first; the best one arrives while the ack waits.
             await modules["gw-a"].write(format_rcv(7, press.to_bytes(), -110, -3))
-            await eventually(lambda: _event(session_factory))
+            await eventually(lambda: _event(session_factory), awaiting="gw-a's copy stored")
             await lora_gateway.publish(
                 gw_rx_topic("gw-m"),
                 format_gateway_rx(GatewayRx(press.to_bytes(), -90, 4.5)),
@@ -78,7 +77,9 @@ async def test_four_gateways_one_event_one_downlink_through_the_best(
             await modules["gw-b"].write(format_rcv(7, press.to_bytes(), -71, 9.25))
 
             event = await eventually(
-                lambda: _event(session_factory), lambda e: e is not None and e.reception_count == 4
+                lambda: _event(session_factory),
+                lambda e: e is not None and e.reception_count == 4,
+                awaiting="the event with all four receptions",
             )
             frames = await modules["gw-b"].wait_sends(1)
             # Well past the window and the hold-off: still exactly one downlink, anywhere.
@@ -86,7 +87,9 @@ async def test_four_gateways_one_event_one_downlink_through_the_best(
             watcher.cancel()
             bridge_b = net.bridges["gw-b"]
             await eventually(
-                lambda: dict(bridge_b.module.downlinks), lambda d: d == {SendResult.OK: 1}
+                lambda: dict(bridge_b.module.downlinks),
+                lambda d: d == {SendResult.OK: 1},
+                awaiting="gw-b's module to confirm the one downlink",
             )
             assert net.router.sent == {"serial": 1}
             assert net.router.suppressed == 0
@@ -137,13 +140,12 @@ async def test_a_networked_gateway_that_heard_best_gets_the_downlink_on_its_tx_t
         await create_device(session, eui=EUI, key=KEY)
     module = FakeModule(tmp_path, "gw-s")
     press = Uplink.build(KEY, EUI, 7, EventCode.FIRE)
-    address = BrokerAddress.parse(mosquitto.url)
     try:
         async with (
             running_alertnet(
                 session_factory, mqtt_url=mosquitto.url, serial={"gw-s": module.path}
             ) as net,
-            aiomqtt.Client(address.host, address.port, identifier="lora-gw-n") as lora_gateway,
+            mosquitto.harness_client("lora-gw-n") as lora_gateway,
         ):
             await net.wait_ports_open()
             await lora_gateway.subscribe(GW_TX_SUBSCRIPTION, qos=1)
@@ -153,7 +155,9 @@ async def test_a_networked_gateway_that_heard_best_gets_the_downlink_on_its_tx_t
             )
             async with asyncio.timeout(10):
                 message = await anext(aiter(lora_gateway.messages))
-            await asyncio.sleep(0.5)
+            # The router chose when the window closed and counts each send as it makes it:
+            # with no window left open, nothing more can go out.
+            assert net.router.gathering == 0
             assert net.router.sent == {"gateway": 1}
     finally:
         module.close()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from alertnet.ingest.serial import ReyaxModule, SendResult
 from alertnet.protocol import DecodeError, Received, format_rcv
+from tests.support.polling import eventually
 
-from .helpers import FakeModule, eventually
+from .helpers import FakeModule
 
 FRAME = bytes.fromhex("8170b3d57ed00012340000002a01952c5ddb")
 
@@ -58,9 +59,12 @@ async def test_send_reports_what_the_module_answered(tmp_path: Path) -> None:
             assert await module.send(b"") is SendResult.REJECTED
             # An answer that comes too late is an unsolicited one: quarantined, not matched.
             await fake.write(b"+ERR=5\r\n" + format_rcv(1, FRAME, -80, 2))
-            await eventually(lambda: len(listener.packets) == 1)
+            await eventually(lambda: len(listener.packets) == 1, awaiting="one packet heard")
             fake.unplug()
-            await eventually(lambda: listener.states == [True, False])
+            await eventually(
+                lambda: listener.states == [True, False],
+                awaiting="the listener to hear the port open, then close",
+            )
             assert await module.send(FRAME) is SendResult.PORT_CLOSED
     finally:
         fake.close()

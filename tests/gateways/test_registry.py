@@ -6,8 +6,6 @@ import asyncio
 from datetime import timedelta
 from types import SimpleNamespace
 
-import aiomqtt
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,14 +15,15 @@ from alertnet.db import unit_of_work
 from alertnet.gateways import service
 from alertnet.gateways.api import router as gateways_api
 from alertnet.gateways.registry import GatewayRegistry
-from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Gateway, Quarantine, Transport, utcnow
 from alertnet.protocol import gw_state_topic
 from tests.auth.helpers import bearer, create_account
+from tests.support.asgi import AppClient
 from tests.support.factories import create_post
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 
-from .helpers import eventually, running_alertnet
+from .helpers import running_alertnet
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -88,15 +87,18 @@ async def test_registry_writes_the_latest_state_and_resolves_every_waiter(
 async def test_mqtt_gateway_states_are_ingested_and_bad_ones_quarantined(
     session_factory: SessionFactory, mosquitto: MosquittoServer
 ) -> None:
-    address = BrokerAddress.parse(mosquitto.url)
-    async with aiomqtt.Client(address.host, address.port, identifier="early-gw") as early:
+    async with mosquitto.harness_client("early-gw") as early:
         # Retained before alertnet ever connects: delivered on subscribe.
         await early.publish(gw_state_topic("gw-early"), b"online", qos=1, retain=True)
     async with (
         running_alertnet(session_factory, mqtt_url=mosquitto.url),
-        aiomqtt.Client(address.host, address.port, identifier="gw-late") as gateway,
+        mosquitto.harness_client("gw-late") as gateway,
     ):
-        await eventually(lambda: _gateways(session_factory), lambda g: "gw-early" in g)
+        await eventually(
+            lambda: _gateways(session_factory),
+            lambda g: "gw-early" in g,
+            awaiting="gw-early registered from its retained state",
+        )
         await gateway.publish(gw_state_topic("gw-late"), b"online", qos=1, retain=True)
         await gateway.publish(gw_state_topic("gw-early"), b"offline", qos=1, retain=True)
         await gateway.publish(gw_state_topic("gw-bad"), b"sleepy", qos=1)
@@ -105,13 +107,16 @@ async def test_mqtt_gateway_states_are_ingested_and_bad_ones_quarantined(
         states = await eventually(
             lambda: _gateways(session_factory),
             lambda g: g.get("gw-late") == ("mqtt", True) and g.get("gw-early") == ("mqtt", False),
+            awaiting="gw-late online and gw-early offline",
         )
 
         async def quarantined() -> list[str]:
             async with session_factory() as session:
                 return sorted((await session.scalars(select(Quarantine.reason))).all())
 
-        reasons = await eventually(quarantined, lambda r: len(r) == 2)
+        reasons = await eventually(
+            quarantined, lambda r: len(r) == 2, awaiting="two state messages quarantined"
+        )
     assert set(states) == {"gw-early", "gw-late"}
     assert reasons == ["bad_field", "bad_topic"]
 
@@ -128,8 +133,7 @@ async def test_console_lists_gateways(session_factory: SessionFactory) -> None:
     install_error_handlers(app)
     app.include_router(gateways_api)
     app.state.runtime = SimpleNamespace(session_factory=session_factory)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
+    async with AppClient(app) as client:
         assert (await client.get("/api/v1/gateways")).status_code == 401
         as_post = await client.get("/api/v1/gateways", headers=bearer(crew))
         assert as_post.status_code == 403

@@ -14,8 +14,9 @@ from alertnet.db import unit_of_work
 from alertnet.models import Device, Event, Quarantine
 from alertnet.protocol import MAX_LINE_BYTES, EventCode, Reason, Uplink, format_rcv
 from tests.support.factories import create_device
+from tests.support.polling import eventually
 
-from .helpers import FakeModule, eventually, running_alertnet
+from .helpers import FakeModule, running_alertnet
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -120,7 +121,12 @@ async def test_every_press_is_an_event_and_every_bad_line_is_quarantined(
                     return events or 0, quarantined or 0
 
             expected_quarantine = len(garbage) + len(bad_mic)
-            await eventually(stored, lambda n: n == (PRESSES, expected_quarantine), timeout_s=60)
+            await eventually(
+                stored,
+                lambda n: n == (PRESSES, expected_quarantine),
+                awaiting=f"{PRESSES} presses stored and {expected_quarantine} lines quarantined",
+                timeout_s=60,
+            )
             bridge = net.bridges["gw-noise"]
             assert bridge.module.packets == PRESSES + len(bad_mic)
             assert bridge.module.statuses == {"ready": 10, "ok": 10}

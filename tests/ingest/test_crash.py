@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from alertnet.db import create_engine, create_session_factory, unit_of_work
-from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Alert, Event, Quarantine
 from alertnet.protocol import (
     FLAG_RETRANSMISSION,
@@ -40,6 +38,7 @@ from tests.support import services
 from tests.support.database import migrate
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer, free_port
+from tests.support.polling import eventually
 from tests.support.postgres import temporary_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto, pytest.mark.slow]
@@ -81,18 +80,27 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        process = self.process
         async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+
+            async def ready() -> bool:
+                assert process.poll() is None, self.log_tail()
                 try:
                     response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                    if response.status_code == 200:
-                        return
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("alertnet did not become ready:\n" + self.log_path.read_text()[-3000:])
+                    return False
+                return response.status_code == 200
+
+            await eventually(
+                ready,
+                awaiting=f"alertnet on port {self.port} to answer /readyz",
+                timeout_s=30,
+                interval_s=0.1,
+                details=self.log_tail,
+            )
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-3000:]
 
     def kill(self) -> None:
         assert self.process is not None
@@ -123,7 +131,6 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     acked: set[tuple[str, int]] = set()
     waiters: dict[tuple[str, int], asyncio.Future[None]] = {}
     retransmissions = 0
-    address = BrokerAddress.parse(mosquitto.url)
 
     async def listen(client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -154,8 +161,12 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
 
     async def crash_when_a_third_is_acked() -> None:
         total = DEVICES * PRESSES_PER_DEVICE
-        while len(acked) < total // 3:
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: len(acked) >= total // 3,
+            awaiting=f"a third of the {total} presses acknowledged",
+            timeout_s=240,
+            interval_s=0.01,
+        )
         await asyncio.to_thread(server.kill)
         killed_with = len(acked)
         await asyncio.sleep(1.0)
@@ -163,7 +174,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         assert killed_with < total, "the crash came after the last press"
 
     try:
-        async with aiomqtt.Client(address.host, address.port, identifier="devices") as client:
+        async with mosquitto.harness_client("devices") as client:
             await client.subscribe("alertnet/v1/down/+", qos=1)
             listener = asyncio.create_task(listen(client))
             try:
@@ -214,38 +225,47 @@ async def test_sigkill_during_a_burst_without_device_retries_loses_nothing(
     total = DEVICES * burst
     server = Server(crash_db, mosquitto.url, tmp_path / "alertnet.log")
     await server.start()
-    address = BrokerAddress.parse(mosquitto.url)
 
     async def stored() -> int:
         async with session_factory() as session:
             return int(await session.scalar(select(func.count()).select_from(Event)) or 0)
 
+    async def what_went_wrong() -> str:
+        async with session_factory() as session:
+            quarantined = (
+                await session.execute(select(Quarantine.reason, Quarantine.detail))
+            ).all()
+        return f"quarantine {quarantined[:5]}, log: {server.log_tail()}"
+
     try:
-        async with aiomqtt.Client(address.host, address.port, identifier="burst") as client:
+        async with mosquitto.harness_client("burst") as client:
             for counter in range(1, burst + 1):
                 for device in devices:
                     frame = Uplink.build(device.key, device.eui, counter, EventCode.PANIC)
                     await client.publish(up_topic(device.eui), frame.to_bytes(), qos=1)
-        killed_at = await stored()
-        while killed_at < total // 10:
-            await asyncio.sleep(0.005)
-            killed_at = await stored()
+        await eventually(
+            stored,
+            lambda count: count >= total // 10,
+            awaiting=f"a tenth of the {total} presses stored",
+            timeout_s=120,
+            interval_s=0.005,
+        )
         await asyncio.to_thread(server.kill)
         killed_at = await stored()
         assert killed_at < total, "the kill came too late to test anything"
         await server.start()
-        deadline = time.monotonic() + 120
-        while await stored() < total and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await eventually(
+            stored,
+            lambda count: count >= total,
+            awaiting=f"all {total} presses stored after the restart",
+            timeout_s=120,
+            interval_s=0.2,
+            details=what_went_wrong,
+        )
     finally:
         server.stop()
     final = await stored()
-    async with session_factory() as session:
-        quarantined = (await session.execute(select(Quarantine.reason, Quarantine.detail))).all()
-    assert final == total, (
-        f"{final}/{total} stored, quarantine {quarantined[:5]}, "
-        f"log: {server.log_path.read_text()[-3000:]}"
-    )
+    assert final == total, f"{final}/{total} stored, {await what_went_wrong()}"
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Alert)) == DEVICES
     await engine.dispose()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
-import aiomqtt
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet.app import Runtime
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
-from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Alert, Event, Quarantine
 from alertnet.protocol import (
     AckState,
@@ -28,8 +27,20 @@ from alertnet.protocol import (
 from tests.ingest.helpers import EUI, KEY
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.mosquitto
+
+#: Long enough that the old schedule (0.2 s doubling to 10 s) had grown past 3 s.
+BROKER_OUTAGE_S = 3.5
+#: Attempts at most 1 s apart in an outage's first minute, plus slack for a loaded machine
+#: (the old schedule came back 2.7 s after the broker here).
+MAX_RECONNECT_S = 1.8
+
+
+async def _event_counters(session_factory: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with session_factory() as session:
+        return list((await session.scalars(select(Event.counter))).all())
 
 
 @contextlib.asynccontextmanager
@@ -51,10 +62,9 @@ async def test_three_retries_and_a_json_copy_give_one_alert_and_four_acks(
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
     press = Uplink.build(KEY, EUI, 42, EventCode.PANIC, battery=87)
-    address = BrokerAddress.parse(mosquitto.url)
     async with (
         running_runtime(db_url, mosquitto.url),
-        aiomqtt.Client(address.host, address.port, identifier="device-70b3") as device,
+        mosquitto.device_client(EUI, KEY) as device,
     ):
         await device.subscribe(down_topic(EUI), qos=1)
         for payload in [press.to_bytes()] * 3 + [press.to_json()]:
@@ -87,10 +97,9 @@ async def test_bad_topic_and_garbage_are_quarantined_and_ingest_goes_on(
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
-    address = BrokerAddress.parse(mosquitto.url)
     async with (
         running_runtime(db_url, mosquitto.url) as runtime,
-        aiomqtt.Client(address.host, address.port, identifier="noisy") as device,
+        mosquitto.harness_client("noisy") as device,
     ):
         await device.publish("alertnet/v1/up/NOT-AN-EUI", b"x", qos=1)
         await device.publish(up_topic(EUI), b"\xff" * 5, qos=1)
@@ -98,11 +107,9 @@ async def test_bad_topic_and_garbage_are_quarantined_and_ingest_goes_on(
         await device.publish(
             up_topic(EUI), Uplink.build(KEY, EUI, 1, EventCode.PANIC).to_bytes(), qos=1
         )
-        for _ in range(100):
-            async with session_factory() as session:
-                if await session.scalar(select(func.count()).select_from(Event)):
-                    break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: _event_counters(session_factory), awaiting="the one valid press stored"
+        )
         assert runtime.broker_connected()
     async with session_factory() as session:
         reasons = sorted((await session.scalars(select(Quarantine.reason))).all())
@@ -115,18 +122,54 @@ async def test_ingest_reconnects_after_a_broker_restart(
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
-    address = BrokerAddress.parse(mosquitto.url)
     async with running_runtime(db_url, mosquitto.url) as runtime:
+        connections = runtime.mqtt.connections
         await asyncio.to_thread(mosquitto.restart)
+        back_at = time.monotonic()
+        await eventually(
+            lambda: runtime.mqtt.connections > connections,
+            awaiting="ingest to connect again after the restart",
+            timeout_s=20,
+        )
         await asyncio.wait_for(runtime.mqtt.connected.wait(), 20)
-        async with aiomqtt.Client(address.host, address.port, identifier="after") as device:
+        print(f"MQTT ingest reconnected {time.monotonic() - back_at:.2f} s after the restart")
+        async with mosquitto.device_client(EUI, KEY) as device:
             await device.publish(
                 up_topic(EUI), Uplink.build(KEY, EUI, 9, EventCode.PANIC).to_bytes(), qos=1
             )
-        for _ in range(100):
-            async with session_factory() as session:
-                if await session.scalar(select(func.count()).select_from(Event)):
-                    break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: _event_counters(session_factory), awaiting="the press after the restart stored"
+        )
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Event)) == 1
+
+
+async def test_ingest_is_back_within_a_second_of_the_broker_after_an_outage(
+    db_url: str, session_factory: async_sessionmaker[AsyncSession], mosquitto: MosquittoServer
+) -> None:
+    """Issue 12: the backoff had grown to 10 s, so ingest came back 6.4 s after the broker."""
+    async with unit_of_work(session_factory) as session:
+        await create_device(session, eui=EUI, key=KEY)
+    async with running_runtime(db_url, mosquitto.url) as runtime:
+        ingest = runtime.mqtt
+        connections = ingest.connections
+        await asyncio.to_thread(mosquitto.stop)
+        await eventually(
+            lambda: not ingest.connected.is_set(), awaiting="ingest to notice the broker is gone"
+        )
+        await asyncio.sleep(BROKER_OUTAGE_S)  # ingest keeps retrying a broker that is away
+        assert ingest.connections == connections
+        await asyncio.to_thread(mosquitto.restart)  # returns once the broker listens again
+        back_at = time.monotonic()
+        await asyncio.wait_for(ingest.connected.wait(), 20)
+        reconnect_s = time.monotonic() - back_at
+        print(f"MQTT ingest reconnected {reconnect_s:.2f} s after the broker listened again")
+        assert ingest.connections == connections + 1
+        assert reconnect_s < MAX_RECONNECT_S
+        async with mosquitto.device_client(EUI, KEY) as device:
+            await device.publish(
+                up_topic(EUI), Uplink.build(KEY, EUI, 7, EventCode.PANIC).to_bytes(), qos=1
+            )
+        assert await eventually(
+            lambda: _event_counters(session_factory), awaiting="the press after the outage stored"
+        ) == [7]

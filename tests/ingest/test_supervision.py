@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
+from alertnet.devices.supervision import Supervisor
 from alertnet.ingest.pipeline import RawUplink
-from alertnet.ingest.supervision import Supervisor
 from alertnet.metrics import Metrics
 from alertnet.models import Alert, Device, Transport, utcnow
 from alertnet.protocol import EventCode, Uplink

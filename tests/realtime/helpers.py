@@ -12,9 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from alertnet.auth.scope import Scope
 from alertnet.db import create_engine, unit_of_work
+from alertnet.models import Role
 from alertnet.realtime.feed import FeedMessage, append
 from alertnet.realtime.hub import Hub
+from tests.support.polling import eventually
+
+# The scope of a console user, which sees every feed row.
+CONSOLE = Scope(Role.DISPATCHER, user_id=1, username="dispatch1")
+
+
+def post_scope(post_id: int) -> Scope:
+    """The scope of the tablet account of post ``post_id``."""
+    return Scope(Role.POST, user_id=1000 + post_id, username=f"post{post_id}", post_id=post_id)
 
 
 async def write_feed(
@@ -42,9 +53,12 @@ async def running_hub(database_url: str, **options: Any) -> AsyncIterator[Hub]:
     hub = Hub(engine, **options)
     task = asyncio.create_task(hub.run())
     try:
-        async with asyncio.timeout(10):
-            while not hub.ready or (hub.uses_notify and not hub.listening):
-                await asyncio.sleep(0.01)
+        await eventually(
+            lambda: hub.ready and (hub.listening or not hub.uses_notify),
+            awaiting="the hub to be ready (and listening, on PostgreSQL)",
+            timeout_s=10,
+            interval_s=0.01,
+        )
         yield hub
     finally:
         task.cancel()
@@ -93,13 +107,25 @@ class StreamClient:
                     wanted.append(row)
         return wanted
 
-    async def silence(self, seconds: float) -> list[dict[str, Any]]:
-        """What arrives (apart from pings) within ``seconds``; a test expects nothing."""
+    async def rows_before_pings(
+        self, pings: int = 2, timeout_s: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """What arrives (apart from pings) before ``pings`` more heartbeats; a test expects nothing.
+
+        The server sends rows and heartbeats from one loop, each pass reading the feed first.
+        The first heartbeat may share the pass that sent the last row; the second comes from a
+        later pass, so a row still owed to this client would have arrived before it.
+        """
         extra: list[dict[str, Any]] = []
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while True:
-                    extra.append(await self.receive(timeout_s=seconds + 1))
+        heard = 0
+        async with asyncio.timeout(timeout_s):
+            while heard < pings:
+                decoded: dict[str, Any] = json.loads(await self.connection.recv())
+                if decoded["type"] == "stream.ping":
+                    self.pings += 1
+                    heard += 1
+                else:
+                    extra.append(decoded)
         return extra
 
     async def close_code(self, timeout_s: float = 5.0) -> int | None:

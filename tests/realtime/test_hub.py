@@ -8,18 +8,19 @@ import time
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.auth.scope import Scope
 from alertnet.db import create_engine, create_session_factory, unit_of_work
 from alertnet.models import FeedItem
 from alertnet.realtime.feed import append
-from alertnet.realtime.filters import EVERYTHING, FeedScope
 from alertnet.realtime.hub import LISTEN_APPLICATION_NAME, Hub, StreamStart
-from tests.realtime.helpers import message, running_hub, write_feed
+from tests.realtime.helpers import CONSOLE, message, post_scope, running_hub, write_feed
 from tests.support.factories import create_post
+from tests.support.polling import eventually
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-async def read_all(hub: Hub, after: int, scope: FeedScope = EVERYTHING) -> list[int]:
+async def read_all(hub: Hub, after: int, scope: Scope = CONSOLE) -> list[int]:
     """Every seq after ``after`` the scope sees, following the cursor as a stream does."""
     seqs: list[int] = []
     cursor = after
@@ -56,7 +57,7 @@ async def test_a_rolled_back_write_is_never_seen(
         assert hub.head == 0
         await write_feed(session_factory, message(n=2))
         assert await hub.wait_beyond(0, timeout_s=5)
-        records, _ = await hub.fetch(0, EVERYTHING)
+        records, _ = await hub.fetch(0, CONSOLE)
         assert [record.text for record in records] == [
             f'{{"seq":{hub.head},"type":"alert.updated","data":{{"n":2}}}}'
         ]
@@ -79,8 +80,8 @@ async def test_cursors_older_than_the_memory_tail_are_served_from_the_database(
         assert await read_all(hub, 7) == list(range(8, 21))
         assert await read_all(hub, 19) == [20]  # from the tail
         only_b = [n for n in range(1, 21) if n % 3 == 0]
-        assert await read_all(hub, 0, FeedScope(post_id=post_b)) == only_b
-        assert await read_all(hub, 12, FeedScope(post_id=post_b)) == [15, 18]
+        assert await read_all(hub, 0, post_scope(post_b)) == only_b
+        assert await read_all(hub, 12, post_scope(post_b)) == [15, 18]
 
 
 async def test_open_says_where_a_stream_starts(
@@ -117,9 +118,9 @@ async def test_a_feed_that_goes_back_restarts_the_hub(
             else:
                 await session.execute(text("DELETE FROM sqlite_sequence WHERE name = 'feed'"))
         await write_feed(session_factory, message(n=99))
-        async with asyncio.timeout(5):
-            while hub.epoch == 0:
-                await asyncio.sleep(0.02)
+        await eventually(
+            lambda: hub.epoch != 0, awaiting="the hub to restart on the feed", timeout_s=5
+        )
         assert hub.head == 1
 
 
@@ -157,11 +158,18 @@ async def test_the_hub_listens_again_after_losing_its_connection(pg_url: str) ->
                     {"name": LISTEN_APPLICATION_NAME},
                 )
             assert killed == 1
-            async with asyncio.timeout(5):
-                while hub.listening:
-                    await asyncio.sleep(0.01)
-                while not hub.listening:
-                    await asyncio.sleep(0.01)
+            await eventually(
+                lambda: not hub.listening,
+                awaiting="the hub to notice its LISTEN connection died",
+                timeout_s=5,
+                interval_s=0.01,
+            )
+            await eventually(
+                lambda: hub.listening,
+                awaiting="the hub to listen again",
+                timeout_s=5,
+                interval_s=0.01,
+            )
             before = hub.head
             started = time.monotonic()
             await write_feed(session_factory, message(n=1))

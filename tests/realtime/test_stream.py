@@ -73,8 +73,8 @@ async def test_a_reconnect_with_after_gets_exactly_what_it_missed(live: Live) ->
         # Live again: the next change arrives promptly, and nothing comes twice.
         await write_feed(live.session_factory, message("offer.created", n=5))
         assert seqs(await again.rows(1, timeout_s=2)) == [5]
-        assert await again.silence(1.2) == []
-        assert again.pings >= 1
+        assert await again.rows_before_pings() == []
+        assert again.pings >= 2
 
 
 async def test_without_after_a_stream_starts_at_the_newest_row(live: Live) -> None:
@@ -93,7 +93,7 @@ async def test_many_rows_missed_arrive_in_order(live: Live) -> None:
     async with stream(live.server.ws_url, token=live.cast.dispatcher.token, after=3) as client:
         await client.ready()
         assert seqs(await client.rows(57)) == list(range(4, 61))
-        assert await client.silence(0.3) == []
+        assert await client.rows_before_pings() == []
 
 
 async def test_an_impossible_after_asks_the_client_to_resync(live: Live) -> None:
@@ -135,7 +135,9 @@ async def test_each_role_sees_its_own_rows(live: Live) -> None:
         for name, want in expected.items():
             got = await clients[name].rows(len(want))
             assert [row["data"]["n"] for row in got] == want, name
-        leftovers = await asyncio.gather(*(client.silence(0.3) for client in clients.values()))
+        leftovers = await asyncio.gather(
+            *(client.rows_before_pings() for client in clients.values())
+        )
         assert leftovers == [[]] * len(clients)
 
     # Catching up from 0: the same rules, applied in SQL to rows read from the database.
@@ -149,7 +151,7 @@ async def test_each_role_sees_its_own_rows(live: Live) -> None:
         async with stream(live.server.ws_url, token=accounts[name].token, after=0) as client:
             await client.ready()
             assert [row["data"]["n"] for row in await client.rows(len(want))] == want, name
-            assert await client.silence(0.2) == []
+            assert await client.rows_before_pings() == []
 
 
 # --- credentials ------------------------------------------------------------------------------
@@ -162,12 +164,13 @@ async def test_every_way_of_presenting_the_token_works(live: Live) -> None:
         assert (await by_header.ready())["resync"] is False
     async with stream(url, token=token) as by_query:
         await by_query.ready()
-    cookie = {"Cookie": f"alertnet_session={token}"}
-    async with stream(url, headers=cookie) as by_cookie:
+    # A browser always sends its page's Origin on a WebSocket handshake, with the cookie.
+    from_our_page = {"Cookie": f"alertnet_session={token}", "Origin": live.server.http_url}
+    async with stream(url, headers=from_our_page) as by_cookie:
         await by_cookie.ready()
-    same_site = {**cookie, "Origin": live.server.http_url}
-    async with stream(url, headers=same_site) as from_our_page:
-        await from_our_page.ready()
+    fetch_metadata = {**from_our_page, "Sec-Fetch-Site": "same-origin"}
+    async with stream(url, headers=fetch_metadata) as by_cookie_with_fetch_metadata:
+        await by_cookie_with_fetch_metadata.ready()
 
 
 @pytest.mark.parametrize(
@@ -190,17 +193,35 @@ async def test_a_bad_handshake_gets_a_clear_close_code(
         assert await client.close_code() == code
 
 
-async def test_the_session_cookie_from_another_site_is_4403(live: Live) -> None:
-    headers = {
-        "Cookie": f"alertnet_session={live.cast.dispatcher.token}",
-        "Origin": "https://evil.example",
+def other_origins(live: Live) -> dict[str, dict[str, str]]:
+    """Handshake headers of pages that are not alertnet's own (the rule of ``auth.csrf``)."""
+    own = live.server.http_url
+    return {
+        "another site": {"Origin": "https://evil.example"},
+        "the same host on another port": {"Origin": f"http://127.0.0.1:{live.server.port + 1}"},
+        "the same host and port over another scheme": {
+            "Origin": own.replace("http://", "https://")
+        },
+        "a same-site page, by the browser's word": {"Origin": own, "Sec-Fetch-Site": "same-site"},
+        "no Origin at all": {},
     }
-    async with stream(live.server.ws_url, headers=headers) as client:
-        assert await client.close_code() == 4403
-    # A token in the query string is not ambient: any origin may use it.
-    headers = {"Origin": "https://console.example"}
-    async with stream(live.server.ws_url, token=live.cast.dispatcher.token, headers=headers) as ok:
-        await ok.ready()
+
+
+async def test_the_session_cookie_from_another_origin_is_4403(live: Live) -> None:
+    cookie = {"Cookie": f"alertnet_session={live.cast.dispatcher.token}"}
+    for origin, headers in other_origins(live).items():
+        async with stream(live.server.ws_url, headers={**cookie, **headers}) as client:
+            assert await client.close_code() == 4403, origin
+
+
+async def test_a_token_is_not_ambient_so_any_origin_may_present_it(live: Live) -> None:
+    token = live.cast.dispatcher.token
+    for origin, headers in other_origins(live).items():
+        async with stream(live.server.ws_url, token=token, headers=headers) as by_query:
+            assert (await by_query.ready())["resync"] is False, origin
+        bearer = {**headers, "Authorization": f"Bearer {token}"}
+        async with stream(live.server.ws_url, headers=bearer) as by_header:
+            assert (await by_header.ready())["resync"] is False, origin
 
 
 async def test_an_expired_token_closes_the_stream_with_4401(live: Live) -> None:
@@ -257,7 +278,7 @@ async def test_a_disabled_user_cannot_connect(live: Live) -> None:
 async def test_heartbeat_pings_arrive_on_a_quiet_stream(live: Live) -> None:
     async with stream(live.server.ws_url, token=live.cast.admin.token) as client:
         await client.ready()
-        assert await client.silence(1.3) == []
+        assert await client.rows_before_pings(2) == []
         assert client.pings >= 2
 
 

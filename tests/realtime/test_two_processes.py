@@ -27,6 +27,7 @@ from tests.auth.helpers import Account, create_account
 from tests.realtime.helpers import stream
 from tests.support.factories import create_device
 from tests.support.mosquitto import free_port
+from tests.support.polling import eventually
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -76,17 +77,22 @@ def stop(process: Process) -> None:
 
 
 async def wait_healthy(process: Process) -> None:
-    deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=process.http_url) as client:
-        while time.monotonic() < deadline:
+
+        async def healthy() -> bool:
             assert process.popen.poll() is None, process.log()
             try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
+                return (await client.get("/healthz")).status_code == 200
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"process on {process.port} never became healthy:\n{process.log()}")
+                return False
+
+        await eventually(
+            healthy,
+            awaiting=f"the process on port {process.port} to answer /healthz",
+            timeout_s=60,
+            interval_s=0.1,
+            details=process.log,
+        )
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from alertnet.web import router as web_router
 from tests.auth.helpers import PASSWORD, fast_password_hashing
 from tests.support import services
 from tests.support.mosquitto import MosquittoServer, free_port
+from tests.support.polling import eventually
 
 __all__ = ["fast_password_hashing"]
 
@@ -158,12 +159,19 @@ class LiveSite:
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(), name=f"uvicorn:{self.port}")
-        async with asyncio.timeout(SERVER_START_TIMEOUT_S):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.02)
+
+        def listening() -> bool:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            return server.started
+
+        await eventually(
+            listening,
+            awaiting=f"uvicorn to listen on {self.url}",
+            timeout_s=SERVER_START_TIMEOUT_S,
+            interval_s=0.02,
+        )
         self._server, self._task = server, task
 
     async def stop(self) -> None:
@@ -200,8 +208,12 @@ async def site(
         runtime = app.state.runtime
         async with asyncio.timeout(SERVER_START_TIMEOUT_S):
             await runtime.mqtt.connected.wait()
-            while not runtime.hub.ready:
-                await asyncio.sleep(0.02)
+        await eventually(
+            lambda: runtime.hub.ready,
+            awaiting="the realtime hub to be ready",
+            timeout_s=SERVER_START_TIMEOUT_S,
+            interval_s=0.02,
+        )
         live = LiveSite(app)
         await live.start()
         try:

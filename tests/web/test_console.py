@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,21 +27,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import aiomqtt
 import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alertnet.app import create_app
 from alertnet.db import unit_of_work
-from alertnet.ingest.mqtt_client import BrokerAddress
-from alertnet.models import utcnow
+from alertnet.models import Alert, Device, utcnow
 from alertnet.protocol import FLAG_DRILL, EventCode, Uplink, up_topic
-from tests.auth.helpers import PASSWORD, Account, bearer, create_account, settings_for
+from tests.auth.helpers import PASSWORD, Account, bearer, create_account
+from tests.support.asgi import AppClient
 from tests.support.factories import create_alert, create_device, create_mahalla, create_post
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 from tests.web.conftest import LiveSite
 
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -76,7 +75,7 @@ def site_options() -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def console(site: LiveSite, mosquitto: MosquittoServer) -> Console:
-    return Console(site, BrokerAddress.parse(mosquitto.url))
+    return Console(site, mosquitto)
 
 
 @dataclass
@@ -84,7 +83,7 @@ class Console:
     """The live site with what the console tests do to it: presses and API checks."""
 
     site: LiveSite
-    mqtt: BrokerAddress
+    broker: MosquittoServer
 
     @property
     def url(self) -> str:
@@ -93,10 +92,9 @@ class Console:
     async def press(
         self, eui: str, key: bytes, counter: int, event: EventCode, *, flags: int = 0
     ) -> None:
-        """A device publishes a signed uplink over MQTT, as the firmware does."""
+        """A device logs in and publishes a signed uplink over MQTT, as the firmware does."""
         frame = Uplink.build(key, eui, counter, event, flags=flags, battery=87).to_bytes()
-        identifier = f"device-{eui}-{secrets.token_hex(3)}"
-        async with aiomqtt.Client(self.mqtt.host, self.mqtt.port, identifier=identifier) as client:
+        async with self.broker.device_client(eui, key) as client:
             await client.publish(up_topic(eui), frame, qos=1)
 
     async def api(self, method: str, path: str, who: Account, **kwargs: Any) -> Any:
@@ -104,15 +102,6 @@ class Console:
             response = await client.request(method, path, headers=bearer(who), **kwargs)
         assert response.status_code == 200, response.text
         return response.json()
-
-    async def eventually(self, path: str, who: Account, check: Any) -> Any:
-        body: Any = None
-        for _ in range(200):
-            body = await self.api("GET", path, who)
-            if check(body):
-                return body
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{path} never satisfied the check: {body}")
 
 
 @dataclass
@@ -264,9 +253,19 @@ async def build_city(session_factory: async_sessionmaker[AsyncSession]) -> City:
         )
 
 
+async def alert_state_of(session_factory: async_sessionmaker[AsyncSession], eui: str) -> str | None:
+    """The state of the alert of device ``eui``, from the database (the HTTP side may be down)."""
+    async with session_factory() as session:
+        return await session.scalar(
+            select(Alert.state).join(Device, Device.id == Alert.device_id).where(Device.eui == eui)
+        )
+
+
 async def open_alert_of(console: Console, who: Account, eui: str) -> dict[str, Any]:
-    alerts = await console.eventually(
-        "/api/v1/alerts", who, lambda body: any(alert["device_eui"] == eui for alert in body)
+    alerts = await eventually(
+        lambda: console.api("GET", "/api/v1/alerts", who),
+        lambda body: any(alert["device_eui"] == eui for alert in body),
+        awaiting=f"an alert of {eui} in {who.username}'s list",
     )
     return next(alert for alert in alerts if alert["device_eui"] == eui)
 
@@ -363,8 +362,10 @@ async def test_dispatcher_sees_presses_escalation_and_assigns(
         await expect(page.locator("#action-status")).to_contain_text("offered to P-2")
 
         # The post's tablet receives the offer: over its API and on the tablet page.
-        me = await console.eventually(
-            "/api/v1/posts/me", city.p2, lambda body: body["offer"] is not None
+        me = await eventually(
+            lambda: console.api("GET", "/api/v1/posts/me", city.p2),
+            lambda body: body["offer"] is not None,
+            awaiting="P-2's tablet to get the offer",
         )
         assert me["offer"]["alert_id"] == intrusion["id"] and me["offer"]["state"] == "pending"
         await expect(escalated).to_have_attribute("data-state", "offered")
@@ -518,9 +519,13 @@ async def test_console_survives_a_stream_reconnect_and_says_so(
         await expect(page.locator("#stream-state")).to_contain_text("Reconnecting")
         await expect(page.locator("#connection-banner")).to_be_visible()
         await expect(page.locator("#connection-banner")).to_contain_text("interrupted")
-        # Meanwhile a button is pressed: the page cannot hear it yet.
+        # Meanwhile a button is pressed and dispatched: the page cannot hear it yet.
         await console.press(PANIC_EUI, PANIC_KEY, 1, EventCode.PANIC)
-        await asyncio.sleep(1)
+        await eventually(
+            lambda: alert_state_of(session_factory, PANIC_EUI),
+            lambda state: state == "offered",
+            awaiting="the press dispatched while the listener is down",
+        )
         assert await page.locator("#queue-list > li.cat-panic").count() == 0
         await tab.shot("console-reconnecting")
 
@@ -554,17 +559,8 @@ async def test_console_survives_a_stream_reconnect_and_says_so(
 # --- the console's read API (no browser) --------------------------------------------------
 
 
-@pytest_asyncio.fixture
-async def api_app(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(db_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            yield client
-
-
 async def test_device_health_lists_troubles_in_the_callers_scope(
-    api_app: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     city = await build_city(session_factory)
     async with unit_of_work(session_factory) as session:
@@ -572,39 +568,39 @@ async def test_device_health_lists_troubles_in_the_callers_scope(
         await create_alert(session, tampered, category="tamper")
     dispatcher, observer = bearer(city.dispatcher), bearer(city.observer)
 
-    troubled = (await api_app.get("/api/v1/devices?trouble=true", headers=dispatcher)).json()
+    troubled = (await api.get("/api/v1/devices?trouble=true", headers=dispatcher)).json()
     assert [(d["eui"], d["troubles"]) for d in troubled] == [
         (tampered.eui, ["tamper"]),
         (DEAD_EUI, ["offline", "low_battery"]),
     ]
     assert troubled[1]["trouble_alert_ids"] == [city.trouble_alert]
     assert troubled[1]["mahalla"] == "Chorsu" and troubled[1]["risk"] == "red"
-    everything = (await api_app.get("/api/v1/devices", headers=dispatcher)).json()
+    everything = (await api.get("/api/v1/devices", headers=dispatcher)).json()
     assert len(everything) == 4 and everything[-1]["troubles"] == []
-    offline = (await api_app.get("/api/v1/devices?status=offline", headers=dispatcher)).json()
+    offline = (await api.get("/api/v1/devices?status=offline", headers=dispatcher)).json()
     assert [d["eui"] for d in offline] == [DEAD_EUI]
-    chorsu = await api_app.get(f"/api/v1/devices?mahalla_id={city.chorsu}", headers=dispatcher)
+    chorsu = await api.get(f"/api/v1/devices?mahalla_id={city.chorsu}", headers=dispatcher)
     assert {d["eui"] for d in chorsu.json()} == {PANIC_EUI, DEAD_EUI}
 
     # An observer sees its own mahalla, asked for or not, and nothing else; a post nothing.
-    own = (await api_app.get("/api/v1/devices", headers=observer)).json()
+    own = (await api.get("/api/v1/devices", headers=observer)).json()
     assert {d["eui"] for d in own} == {INTRUSION_EUI, tampered.eui}
-    foreign = await api_app.get(f"/api/v1/devices?mahalla_id={city.chorsu}", headers=observer)
+    foreign = await api.get(f"/api/v1/devices?mahalla_id={city.chorsu}", headers=observer)
     assert foreign.status_code == 403
-    assert (await api_app.get("/api/v1/devices", headers=bearer(city.p1))).status_code == 403
-    assert (await api_app.get("/api/v1/devices")).status_code == 401
-    bad = await api_app.get("/api/v1/devices?status=broken", headers=dispatcher)
+    assert (await api.get("/api/v1/devices", headers=bearer(city.p1))).status_code == 403
+    assert (await api.get("/api/v1/devices")).status_code == 401
+    bad = await api.get("/api/v1/devices?status=broken", headers=dispatcher)
     assert bad.status_code == 422
 
-    mahallas = (await api_app.get("/api/v1/mahallas", headers=dispatcher)).json()
+    mahallas = (await api.get("/api/v1/mahallas", headers=dispatcher)).json()
     assert [(m["name"], m["risk"]) for m in mahallas] == [("Bodomzor", "green"), ("Chorsu", "red")]
-    assert [
-        m["name"] for m in (await api_app.get("/api/v1/mahallas", headers=observer)).json()
-    ] == ["Bodomzor"]
+    assert [m["name"] for m in (await api.get("/api/v1/mahallas", headers=observer)).json()] == [
+        "Bodomzor"
+    ]
 
 
 async def test_counts_by_category_and_outcome_leave_drills_out(
-    api_app: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     city = await build_city(session_factory)
     now = utcnow()
@@ -624,7 +620,7 @@ async def test_counts_by_category_and_outcome_leave_drills_out(
         )
     dispatcher = bearer(city.dispatcher)
 
-    today = (await api_app.get("/api/v1/stats/counts?days=1", headers=dispatcher)).json()
+    today = (await api.get("/api/v1/stats/counts?days=1", headers=dispatcher)).json()
     # The trouble alert of the city (opened two hours ago) counts as a trouble, still open.
     assert today["total"] == 4 and today["drills"] == 1
     assert today["by_category"] == {
@@ -636,17 +632,15 @@ async def test_counts_by_category_and_outcome_leave_drills_out(
         "trouble": 1,
     }
     assert today["by_outcome"] == {"open": 2, "cancelled": 1, "false_alarm": 1}
-    week = (await api_app.get("/api/v1/stats/counts?days=7", headers=dispatcher)).json()
+    week = (await api.get("/api/v1/stats/counts?days=7", headers=dispatcher)).json()
     assert week["total"] == 5 and week["by_outcome"]["confirmed"] == 1
 
-    observed = (
-        await api_app.get("/api/v1/stats/counts?days=7", headers=bearer(city.observer))
-    ).json()
+    observed = (await api.get("/api/v1/stats/counts?days=7", headers=bearer(city.observer))).json()
     assert observed["total"] == 2 and observed["by_category"]["medical"] == 1
     assert observed["drills"] == 1
-    foreign = await api_app.get(
+    foreign = await api.get(
         f"/api/v1/stats/counts?mahalla_id={city.chorsu}", headers=bearer(city.observer)
     )
     assert foreign.status_code == 403
-    posts = await api_app.get("/api/v1/stats/counts", headers=bearer(city.p1))
+    posts = await api.get("/api/v1/stats/counts", headers=bearer(city.p1))
     assert posts.status_code == 403

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import urljoin
 
 import httpx
 import pytest_asyncio
@@ -10,18 +12,17 @@ import pytest_asyncio
 from alertnet.web import router as web_router
 from alertnet.web.pages import STATIC_DIR
 from tests.auth.helpers import build_app
+from tests.support.asgi import AppClient, running_app
 from tests.web.conftest import has_web_pages
 
 
 @pytest_asyncio.fixture
-async def client(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(sqlite_url: str) -> AsyncIterator[AppClient]:
     app = build_app(sqlite_url)
     if not has_web_pages(app):
         app.include_router(web_router)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            yield client
+    async with running_app(app) as client:
+        yield client
 
 
 async def test_pages_are_served_with_a_strict_policy(client: httpx.AsyncClient) -> None:
@@ -52,9 +53,9 @@ async def test_root_goes_to_the_console_which_is_its_owners_file(
 
 async def test_static_files_and_the_bundled_leaflet(client: httpx.AsyncClient) -> None:
     for path, kind in (
-        ("/static/common.js", "javascript"),
+        ("/static/shared/api.js", "text/javascript"),
         ("/static/common.css", "text/css"),
-        ("/static/tablet.js", "javascript"),
+        ("/static/tablet/main.js", "text/javascript"),
         ("/static/leaflet/leaflet.js", "javascript"),
         ("/static/leaflet/leaflet.css", "text/css"),
         ("/static/leaflet/images/marker-icon.png", "image/png"),
@@ -72,3 +73,35 @@ async def test_static_files_and_the_bundled_leaflet(client: httpx.AsyncClient) -
 async def test_web_config_names_the_tile_server(client: httpx.AsyncClient) -> None:
     config = (await client.get("/web/config.json")).json()
     assert config["tile_url"].startswith("https://")
+
+
+# `import … from "./x.js";`, `export … from "./x.js";` and `import "./x.js";` in a module.
+MODULE_IMPORT = re.compile(r'(?:\bfrom|^import)\s+"([^"]+\.js)";', re.M)
+PAGE_SCRIPT = re.compile(r'<script type="module" src="([^"]+)"></script>')
+PRELOAD = re.compile(r'<link rel="modulepreload" href="([^"]+)">')
+
+
+async def test_every_module_a_page_imports_is_served_as_javascript(
+    client: httpx.AsyncClient,
+) -> None:
+    """Walk each page's module graph as a browser would; a module of another type is refused.
+
+    The page preloads exactly the modules of its graph (a tablet on a slow mobile network
+    would otherwise wait one round trip per level of imports).
+    """
+    for page in ("/console", "/tablet", "/login"):
+        html = (await client.get(page)).text
+        [entry] = PAGE_SCRIPT.findall(html)
+        pending, seen = [entry], set()
+        while pending:
+            path = pending.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            response = await client.get(path)
+            assert response.status_code == 200, (page, path)
+            assert response.headers["content-type"] == "text/javascript; charset=utf-8", path
+            pending.extend(urljoin(path, target) for target in MODULE_IMPORT.findall(response.text))
+        assert f"{entry.rsplit('/', 1)[0]}/strings.js" in seen, page
+        assert sorted(PRELOAD.findall(html)) == sorted(seen), page
+        assert "/static/shared/i18n.js" in seen, page

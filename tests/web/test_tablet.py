@@ -12,25 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import aiomqtt
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.db import unit_of_work
-from alertnet.ingest.mqtt_client import BrokerAddress
 from alertnet.models import Offer, OfferState
 from alertnet.protocol import FLAG_DRILL, EventCode, Uplink, up_topic
 from tests.auth.helpers import PASSWORD, Account, bearer, create_account
 from tests.support.factories import create_device, create_mahalla, create_post
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 from tests.web.conftest import LiveSite, Phone, PhoneFactory
 
 pytestmark = pytest.mark.mosquitto
@@ -79,10 +77,9 @@ async def build_city(session_factory: async_sessionmaker[AsyncSession]) -> City:
 async def press(
     mosquitto: MosquittoServer, counter: int, event: EventCode = EventCode.PANIC, flags: int = 0
 ) -> None:
-    """The button publishes one signed uplink, as the firmware does (QoS 1)."""
+    """The button logs in and publishes one signed uplink, as the firmware does (QoS 1)."""
     frame = Uplink.build(KEY, EUI, counter, event, flags=flags).to_bytes()
-    address = BrokerAddress.parse(mosquitto.url)
-    async with aiomqtt.Client(address.host, address.port, identifier=f"button-{EUI}") as button:
+    async with mosquitto.device_client(EUI, KEY) as button:
         await button.publish(up_topic(EUI), frame, qos=1)
 
 
@@ -113,30 +110,20 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def eventually(
-        self, path: str, who: Account, check: Callable[[Any], bool], timeout_s: float = 10
-    ) -> Any:
-        async with asyncio.timeout(timeout_s):
-            while not check(body := await self.get(path, who)):
-                await asyncio.sleep(0.1)
-        return body
-
     async def on_duty(self, crew: Account, at: tuple[float, float]) -> None:
         await self.post("/api/v1/posts/me/status", crew, {"status": "available"})
         await self.post("/api/v1/posts/me/location", crew, {"lat": at[0], "lon": at[1]})
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 10) -> Any:
-    async with asyncio.timeout(timeout_s):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-    return result
 
 
 def countdown_s(text: str | None) -> int:
     assert text is not None and re.fullmatch(r"\d+:\d\d", text), text
     minutes, seconds = text.split(":")
     return int(minutes) * 60 + int(seconds)
+
+
+async def offer_time_s(page: Page) -> int:
+    """The seconds the offer's countdown shows."""
+    return countdown_s(await page.text_content("#offer-time"))
 
 
 async def go_available(phone: Phone) -> None:
@@ -182,12 +169,12 @@ async def test_press_over_mqtt_reaches_the_nearest_tablet_and_the_crew_closes_it
             await expect(page.locator("#status-badge")).to_have_text("Off duty")
 
             await go_available(phone)
-            posts = await api.eventually(
-                "/api/v1/posts",
-                city.dispatcher,
+            posts = await eventually(
+                lambda: api.get("/api/v1/posts", city.dispatcher),
                 lambda posts: any(
                     p["callsign"] == "P-1" and p["status"] == "available" for p in posts
                 ),
+                awaiting="P-1 available in the dispatcher's list",
             )
             p1 = next(p for p in posts if p["callsign"] == "P-1")
             assert (p1["lat"], p1["lon"]) == pytest.approx(NEAR)
@@ -207,9 +194,13 @@ async def test_press_over_mqtt_reaches_the_nearest_tablet_and_the_crew_closes_it
             await expect(page.locator("#offer-drill")).to_be_hidden()
             await expect(page.locator("#offer-cancel")).to_be_hidden()
             await expect(page.locator("body")).to_have_attribute("data-alarm", "on")
-            first = countdown_s(await page.text_content("#offer-time"))
-            await asyncio.sleep(1.6)
-            second = countdown_s(await page.text_content("#offer-time"))
+            first = await offer_time_s(page)
+            second = await eventually(
+                lambda: offer_time_s(page),
+                lambda left_s: left_s != first,
+                awaiting="the offer's countdown to tick",
+                timeout_s=1.6,
+            )
             assert 0 < second < first <= 30
             await phone.shot("3-offer")
 
@@ -303,7 +294,9 @@ async def test_outage_shows_offline_and_the_page_catches_up_when_the_server_retu
                         )
                     )
 
-            offer_id = await until(pending_offer)
+            offer_id = await eventually(
+                pending_offer, awaiting="P-1's offer made while the page is offline"
+            )
             await expect(page.locator("#offer")).to_be_hidden()
             await phone.shot("1-offline")
 
@@ -345,14 +338,16 @@ async def test_a_drill_with_a_cancel_press_waits_for_a_post_and_is_declined_with
 
             # Nobody is on duty: the drill press waits in the console's queue, then a cancel.
             await press(mosquitto, counter=1, flags=FLAG_DRILL)
-            await api.eventually(
-                "/api/v1/alerts",
-                city.dispatcher,
+            await eventually(
+                lambda: api.get("/api/v1/alerts", city.dispatcher),
                 lambda alerts: bool(alerts) and alerts[0]["state"] == "escalated",
+                awaiting="the drill escalated with nobody on duty",
             )
             await press(mosquitto, counter=2, event=EventCode.CANCEL, flags=FLAG_DRILL)
-            alerts = await api.eventually(
-                "/api/v1/alerts", city.dispatcher, lambda alerts: alerts[0]["cancel_count"] == 1
+            alerts = await eventually(
+                lambda: api.get("/api/v1/alerts", city.dispatcher),
+                lambda alerts: alerts[0]["cancel_count"] == 1,
+                awaiting="the cancel press counted on the alert",
             )
             alert_id = alerts[0]["id"]
 

@@ -6,7 +6,8 @@ as one separate number. The outcome of an alert is its close outcome (``confirme
 dispatcher cancelled, and ``open`` while it is still being handled.
 
 ``GET /api/v1/stats/counts?days=7`` serves it; ``days`` may be fractional, so a page can ask
-for "since local midnight". An observer gets its own mahalla's figures only.
+for "since local midnight". Only the alerts the caller's scope sees are counted: an observer
+gets its own mahalla's figures only; a post reads no statistics.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.auth.deps import CurrentUser, DbSession, ensure_mahalla_visible
-from alertnet.errors import Forbidden
-from alertnet.models import Alert, AlertCategory, AlertState, Role, utcnow
+from alertnet.auth.deps import CurrentUser, DbSession
+from alertnet.auth.scope import Scope
+from alertnet.models import Alert, AlertCategory, AlertState, utcnow
+from alertnet.validation import Int32
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -39,18 +41,20 @@ def outcome_of(state: str, outcome: str | None) -> str:
 
 async def alert_counts(
     session: AsyncSession,
+    scope: Scope,
     *,
     since: datetime,
     until: datetime,
     mahalla_id: int | None = None,
 ) -> dict[str, Any]:
-    """``{"since", "until", "total", "drills", "by_category", "by_outcome"}``.
+    """``{"since", "until", "total", "drills", "by_category", "by_outcome"}`` of the alerts
+    ``scope`` sees (in mahalla ``mahalla_id`` only, when given).
 
     ``by_category`` names every category (zero included), in the order of ``AlertCategory``;
     ``by_outcome`` only the outcomes that occurred, most frequent first.
     """
     query = select(Alert.category, Alert.state, Alert.outcome, Alert.drill, func.count()).where(
-        Alert.opened_at >= since, Alert.opened_at < until
+        Alert.opened_at >= since, Alert.opened_at < until, scope.alerts()
     )
     if mahalla_id is not None:
         query = query.where(Alert.mahalla_id == mahalla_id)
@@ -79,15 +83,13 @@ async def counts(
     session: DbSession,
     actor: CurrentUser,
     days: float = Query(default=1, gt=0, le=366),
-    mahalla_id: int | None = None,
+    mahalla_id: Int32 | None = None,
 ) -> dict[str, Any]:
-    if actor.role is Role.POST:
-        raise Forbidden("posts do not read statistics")
+    scope = actor.scope
+    scope.ensure_reads_statistics()
     if mahalla_id is not None:
-        ensure_mahalla_visible(actor, mahalla_id)
-    elif actor.role is Role.OBSERVER:
-        mahalla_id = actor.mahalla_id
+        scope.ensure_sees_mahalla(mahalla_id)
     until = utcnow()
     return await alert_counts(
-        session, since=until - timedelta(days=days), until=until, mahalla_id=mahalla_id
+        session, scope, since=until - timedelta(days=days), until=until, mahalla_id=mahalla_id
     )

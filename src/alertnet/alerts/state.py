@@ -1,6 +1,7 @@
 """The alert state machine (DESIGN §3) in one place: which moves are legal, and what each records.
 
-Every state change of an alert goes through ``transition``: it refuses an illegal move with
+An alert enters the machine in ``new``, its row and opening audit built by ``alerts.opening``.
+Every state change after that goes through ``transition``: it refuses an illegal move with
 ``IllegalTransition`` (a 409), stamps the alert's time fields, writes the audit row and the
 ``alert.updated`` feed row in the caller's transaction, and says which progress state (DESIGN
 §2.2) the device should be told once that transaction commits.
@@ -20,7 +21,8 @@ Dispatched categories (panic, intrusion, fire, medical, tamper):
     any open  → cancelled    a dispatcher, with a reason
 
 Trouble alerts (mains lost, low battery, offline, counter reset) are never dispatched: they go
-from ``new`` straight to ``closed`` (resolved) or ``cancelled``. The machine itself refuses to
+from ``new`` straight to ``closed`` (resolved, when the device's last condition clears:
+``alerts.trouble``) or ``cancelled``. The machine itself refuses to
 offer one, so no code path can send a trouble notice to the police.
 
 Time fields keep the *first* moment of each stage (first offer, first acceptance, first
@@ -127,6 +129,7 @@ async def transition(
     reason: str = "",
     at: datetime | None = None,
     feed: list[FeedMessage] | None = None,
+    announce: bool = True,
 ) -> AckState | None:
     """Move ``alert`` to ``to_state``, with its audit and feed rows, in the caller's transaction.
 
@@ -137,7 +140,9 @@ async def transition(
 
     With ``feed``, the ``alert.updated`` message (whose data is the alert's §5 view) is added
     to that list instead of written at once: the caller writes it, with messages of its own,
-    in one insert before its transaction ends.
+    in one insert before its transaction ends. With ``announce=False`` no feed message is made
+    (and nothing is flushed): the caller announces the alert itself, as ingest does for every
+    alert its batch changed, after all its row locks.
     """
     target = AlertState(to_state)
     origin = AlertState(alert.state)
@@ -160,6 +165,8 @@ async def transition(
             reason=reason,
         )
     )
+    if not announce:
+        return progress
     await session.flush()
     view = (await alert_views(session, [alert.id]))[alert.id]
     message = FeedMessage(

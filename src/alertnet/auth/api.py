@@ -3,10 +3,12 @@
 A login issues an ordinary API token with a lifetime of one shift (``LOGIN_TTL_S``), returned
 in the body for API clients and set as the ``alertnet_session`` cookie for the web pages:
 HttpOnly (page scripts cannot read it), SameSite=Strict (other sites cannot make the browser
-send it, which is the CSRF defence), Secure when the request came over HTTPS. Logging out
-expires the token that authenticated the request, so a stolen copy stops working too.
+send it), Secure when the request came over HTTPS; requests it authenticates must also come
+from alertnet's own origin (``alertnet.auth.csrf``), and so must a login a browser makes.
+Logging out revokes the token that authenticated the request, so a stolen copy stops working.
 
-Failed logins are throttled per username and client address (``alertnet.auth.throttle``).
+Logins are throttled per account, per address and per pair before any password is hashed
+(``alertnet.auth.throttle``). Demo accounts log in only while the server runs with ``--demo``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from pydantic import BaseModel, Field
-from sqlalchemy import or_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import BaseModel, StringConstraints
 
 from alertnet.auth import audit
+from alertnet.auth.csrf import ensure_login_not_cross_origin
 from alertnet.auth.deps import (
     SESSION_COOKIE,
     Actor,
@@ -27,11 +28,13 @@ from alertnet.auth.deps import (
     DbSession,
     request_credential,
 )
+from alertnet.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from alertnet.auth.throttle import LoginThrottle
-from alertnet.auth.tokens import create_token, token_sha256
+from alertnet.auth.tokens import create_token, revoke_token_by_secret
 from alertnet.auth.users import authenticate
 from alertnet.errors import Unauthorized
-from alertnet.models import ApiToken, utcnow
+from alertnet.models import utcnow
+from alertnet.validation import SafeLine, SafeStr
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -41,9 +44,9 @@ LOGIN_TOKEN_LABEL = "login"
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=80)
+    username: Annotated[SafeLine, StringConstraints(min_length=1, max_length=80)]
     # Bounded so that a huge body cannot buy a long argon2 computation.
-    password: str = Field(min_length=1, max_length=1024)
+    password: Annotated[SafeStr, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 
 
 class ActorOut(BaseModel):
@@ -80,7 +83,11 @@ def login_throttle(request: Request) -> LoginThrottle:
 @router.post(
     "/login",
     summary="Exchange a username and password for a token (also set as the session cookie)",
-    responses={401: {"description": "wrong credentials"}, 429: {"description": "throttled"}},
+    responses={
+        401: {"description": "wrong credentials, or a demo account on a server without --demo"},
+        403: {"description": "a browser logging in for a page of another origin"},
+        429: {"description": "throttled"},
+    },
 )
 async def login(
     body: LoginIn,
@@ -90,15 +97,19 @@ async def login(
     throttle: Annotated[LoginThrottle, Depends(login_throttle)],
 ) -> LoginOut:
     audit.note_username(request, body.username)
+    ensure_login_not_cross_origin(request)
+    demo_allowed: bool = request.app.state.runtime.settings.demo
     client_addr = request.client.host if request.client else "unknown"
     async with throttle.attempt(body.username, client_addr) as attempt:
         user = await authenticate(session, body.username, body.password)
-        if user is None:
+        if user is None or (user.demo and not demo_allowed):
             attempt.failure()
         else:
             attempt.success()
     if user is None:
         raise Unauthorized("wrong username or password")
+    if user.demo and not demo_allowed:
+        raise Unauthorized(f"{user.username} is a demo account: it works only with serve --demo")
     actor = Actor.of(user)
     audit.note_identity(
         request, user_id=actor.user_id, username=actor.username, role=actor.role.value
@@ -127,21 +138,10 @@ async def logout(
 ) -> None:
     credential = request_credential(request)
     if credential is not None:  # always true once current_user let the request through
-        await expire_token(session, credential.token)
+        await revoke_token_by_secret(session, credential.token)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
 @router.get("/me", summary="Who the token or session cookie belongs to")
 async def me(actor: CurrentUser) -> ActorOut:
     return ActorOut.of(actor)
-
-
-async def expire_token(session: AsyncSession, token: str) -> None:
-    """End a token now; the row stays (with its use times) as a record of the session."""
-    now = utcnow()
-    await session.execute(
-        update(ApiToken)
-        .where(ApiToken.token_sha256 == token_sha256(token))
-        .where(or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
-        .values(expires_at=now)
-    )

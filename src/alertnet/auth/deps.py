@@ -1,10 +1,11 @@
 """FastAPI dependencies at the HTTP edge: the request's transaction, who is calling, and may they.
 
-Every endpoint declares its role with one of these, so the rule sits next to the route:
+Every endpoint declares its role with one of these, so the rule sits next to the route; what
+the caller may see or act on within its role is ``actor.scope`` (``alertnet.auth.scope``):
 
-    @router.post("/offers/{offer_id}/accept")
-    async def accept(offer_id: int, actor: PostActor, session: DbSession) -> OfferOut:
-        ...  # the service loads the offer, then ensure_post_owns(actor, offer.post_id)
+    @router.post("/alerts/{alert_id}/arrive")
+    async def arrive(alert_id: int, request: Request, actor: PostActor) -> dict[str, Any]:
+        post_id = actor.scope.own_post_id()  # Forbidden for an account bound to no post
 
 ``get_session`` is the one place an HTTP request commits (STYLE habit 2). ``DbSession`` runs it
 with FastAPI's ``scope="function"``: the commit happens *before* the response is sent, so a
@@ -28,7 +29,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.auth import audit
+from alertnet.auth import audit, csrf
+from alertnet.auth.scope import Scope
 from alertnet.auth.tokens import user_for_token
 from alertnet.db import unit_of_work
 from alertnet.errors import Forbidden, Unauthorized
@@ -67,6 +69,17 @@ class Actor:
             role=Role(user.role),
             post_id=user.post_id,
             mahalla_id=user.mahalla_id,
+        )
+
+    @property
+    def scope(self) -> Scope:
+        """What this caller may see and act on: the one place that decides it."""
+        return Scope(
+            role=self.role,
+            user_id=self.user_id,
+            username=self.username,
+            post_id=self.post_id,
+            mahalla_id=self.mahalla_id,
         )
 
 
@@ -142,8 +155,11 @@ async def current_user(request: Request) -> Actor:
     so an endpoint that then acts through the dispatcher never waits on the request's own
     write lock (on SQLite that would wait for itself).
     """
+    credential = request_credential(request)
+    by_cookie = credential is not None and credential.source is CredentialSource.COOKIE
+    csrf.ensure_same_origin(request, by_cookie=by_cookie)
     async with unit_of_work(request.app.state.runtime.session_factory) as session:
-        actor = await actor_for_credential(session, request_credential(request))
+        actor = await actor_for_credential(session, credential)
     audit.note_identity(
         request, user_id=actor.user_id, username=actor.username, role=actor.role.value
     )
@@ -174,36 +190,3 @@ AnyActor = CurrentUser
 AdminActor = Annotated[Actor, Depends(require_roles(Role.ADMIN))]
 DispatcherActor = Annotated[Actor, Depends(require_roles(Role.DISPATCHER, Role.ADMIN))]
 PostActor = Annotated[Actor, Depends(require_roles(Role.POST))]
-
-
-# --- scope checks, for services and endpoints once the row is loaded -----------------------
-
-
-def ensure_post_owns(actor: Actor, post_id: int | None) -> None:
-    """Forbidden unless ``actor`` is the crew of post ``post_id`` (a tablet acting for itself).
-
-    Only role ``post`` owns a post; dispatchers and admins act on posts through their own
-    endpoints (assign, withdraw), never through the tablet's.
-    """
-    if actor.role is not Role.POST or actor.post_id is None or actor.post_id != post_id:
-        raise Forbidden(f"{actor.username} does not act for this post")
-
-
-def own_post_id(actor: Actor) -> int:
-    """The post a tablet account acts for; Forbidden for an account bound to no post."""
-    if actor.post_id is None:
-        raise Forbidden(f"{actor.username} is not bound to a post")
-    return actor.post_id
-
-
-def ensure_mahalla_visible(actor: Actor, mahalla_id: int | None) -> None:
-    """Forbidden unless ``actor`` may read what happens in mahalla ``mahalla_id``.
-
-    Admins and dispatchers see every mahalla; an observer only its own; a post sees its own
-    offers and alerts (``ensure_post_owns``), not whole mahallas.
-    """
-    if actor.role in (Role.ADMIN, Role.DISPATCHER):
-        return
-    if actor.role is Role.OBSERVER and mahalla_id is not None and actor.mahalla_id == mahalla_id:
-        return
-    raise Forbidden(f"{actor.username} may not see this mahalla")

@@ -3,8 +3,9 @@
 ``GET /api/v1/devices`` lists devices with battery, last contact, status and their open
 troubles — ``offline``, ``low_battery``, ``mains_lost``, ``counter_reset`` (the comma list of
 the device's open ``trouble`` alert) and ``tamper`` (an open tamper alert). ``GET
-/api/v1/mahallas`` lists the mahallas with their risk class and centroid. Dispatchers and
-admins see every mahalla, an observer only its own; posts read neither.
+/api/v1/mahallas`` lists the mahallas with their risk class and centroid. What a caller sees
+is its scope's (``alertnet.auth.scope``): dispatchers and admins every mahalla, an observer
+only its own; posts read neither.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.views import iso
-from alertnet.auth.deps import Actor, CurrentUser, DbSession, ensure_mahalla_visible
-from alertnet.errors import Forbidden
+from alertnet.auth.deps import CurrentUser, DbSession
+from alertnet.auth.scope import Scope
 from alertnet.models import (
     OPEN_ALERT_STATES,
     Alert,
@@ -27,27 +28,14 @@ from alertnet.models import (
     Device,
     DeviceStatus,
     Mahalla,
-    Role,
 )
+from alertnet.validation import Int32
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 # The order troubles are listed in: what stops a device from reporting at all comes first.
 TROUBLE_ORDER = ("offline", "tamper", "counter_reset", "mains_lost", "low_battery")
 TROUBLE_CATEGORIES = (AlertCategory.TROUBLE, AlertCategory.TAMPER)
-
-
-def _scoped_mahalla(actor: Actor, mahalla_id: int | None) -> int | None:
-    """The mahalla a read is limited to: the asked one if visible; an observer's own."""
-    if actor.role is Role.POST:
-        raise Forbidden("posts do not read the device list")
-    if mahalla_id is not None:
-        ensure_mahalla_visible(actor, mahalla_id)
-        return mahalla_id
-    if actor.role is Role.OBSERVER:
-        ensure_mahalla_visible(actor, actor.mahalla_id)
-        return actor.mahalla_id
-    return None
 
 
 async def open_troubles(
@@ -78,15 +66,18 @@ def _ordered(kinds: set[str]) -> list[str]:
 
 async def device_health(
     session: AsyncSession,
+    scope: Scope,
     *,
     status: str | None = None,
     mahalla_id: int | None = None,
     troubled_only: bool = False,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    """Device health rows, troubled devices first, then by mahalla and EUI."""
-    query = select(Device, Mahalla.name, Mahalla.risk).outerjoin(
-        Mahalla, Mahalla.id == Device.mahalla_id
+    """Health rows of the devices ``scope`` sees, troubled first, then by mahalla and EUI."""
+    query = (
+        select(Device, Mahalla.name, Mahalla.risk)
+        .outerjoin(Mahalla, Mahalla.id == Device.mahalla_id)
+        .where(scope.devices())
     )
     if status is not None:
         query = query.where(Device.status == status)
@@ -135,14 +126,19 @@ async def list_devices(
     session: DbSession,
     actor: CurrentUser,
     status: Literal["active", "offline", "disabled"] | None = None,
-    mahalla_id: int | None = None,
+    mahalla_id: Int32 | None = None,
     trouble: bool = Query(default=False, description="only devices offline or with a trouble"),
     limit: int = Query(default=1000, ge=1, le=10_000),
 ) -> list[dict[str, Any]]:
+    scope = actor.scope
+    scope.ensure_reads_area("the device list")
+    if mahalla_id is not None:
+        scope.ensure_sees_mahalla(mahalla_id)
     return await device_health(
         session,
+        scope,
         status=status,
-        mahalla_id=_scoped_mahalla(actor, mahalla_id),
+        mahalla_id=mahalla_id,
         troubled_only=trouble,
         limit=limit,
     )
@@ -150,10 +146,9 @@ async def list_devices(
 
 @router.get("/mahallas", summary="Mahallas the caller may see, with risk class and centroid")
 async def list_mahallas(session: DbSession, actor: CurrentUser) -> list[dict[str, Any]]:
-    scope = _scoped_mahalla(actor, None)
-    query = select(Mahalla).order_by(Mahalla.name)
-    if scope is not None:
-        query = query.where(Mahalla.id == scope)
+    scope = actor.scope
+    scope.ensure_reads_area("the mahallas")
+    query = select(Mahalla).where(scope.mahallas()).order_by(Mahalla.name)
     return [
         {
             "id": mahalla.id,

@@ -3,7 +3,7 @@ escalations, one short transaction at a time.
 
 Nothing lives in memory between passes: deadlines are ``offers.deadline_at``, the queues are
 alert states. A restarted process, or a second one on the same PostgreSQL, simply resumes; the
-``SKIP LOCKED`` claims in the service make each alert and each due offer handled by one of
+``SKIP LOCKED`` claims of the queue passes make each alert and each due offer handled by one of
 them. A pass that loses a race (a unique index fires, a deadlock is broken, SQLite is busy) is
 rolled back and retried; any other exception is logged, counted and followed by a backoff,
 and the loop goes on. Device notices are handed to the notifier only after their commit.
@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet import db
 from alertnet.config import Settings
 from alertnet.db import unit_of_work
-from alertnet.dispatch import service
+from alertnet.dispatch import actions, duty, queue
 from alertnet.dispatch.notifier import DeviceNotifier, StateNotice
-from alertnet.dispatch.service import BatchResult, DispatchPolicy, WaitingCursor
+from alertnet.dispatch.policy import DispatchPolicy
+from alertnet.dispatch.queue import BatchResult, WaitingCursor
 from alertnet.errors import Conflict
 from alertnet.models import utcnow
 
@@ -96,7 +97,8 @@ class Dispatcher:
                 continue
             backoff_s = self._min_backoff_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_s)
+                async with asyncio.timeout(self.tick_s):
+                    await self._wake.wait()
 
     async def step(self, now: datetime | None = None) -> list[StateNotice]:
         """One full pass at time ``now``: expire due offers, then serve the waiting queue (new
@@ -104,7 +106,7 @@ class Dispatcher:
         now = now or self.clock()
         notices: list[StateNotice] = []
         expire = functools.partial(
-            service.expire_due, now=now, policy=self.policy, limit=self.batch_size
+            queue.expire_due, now=now, policy=self.policy, limit=self.batch_size
         )
         for _ in range(_MAX_PAGES_PER_STEP):
             expired = await self._pass(expire)
@@ -114,7 +116,7 @@ class Dispatcher:
         cursor: WaitingCursor | None = None
         for _ in range(_MAX_PAGES_PER_STEP):
             serve = functools.partial(
-                service.dispatch_waiting,
+                queue.dispatch_waiting,
                 now=now,
                 policy=self.policy,
                 limit=self.batch_size,
@@ -128,10 +130,10 @@ class Dispatcher:
         return notices
 
     async def perform(self, action: Action) -> Sequence[StateNotice]:
-        """Run one service call in its own transaction, then notify devices and wake the loop.
+        """Run one dispatch action in its own transaction, then notify devices and wake the loop.
 
         For callers that do not own a transaction (tablet and console actions can use it):
-        ``await dispatcher.perform(lambda s: service.accept(s, offer_id, post_id, actor))``.
+        ``await dispatcher.perform(lambda s: actions.accept(s, offer_id, post_id, actor))``.
         A lost race is retried; if it keeps losing, ``Conflict``. Domain errors pass through.
         """
         try:
@@ -151,7 +153,7 @@ class Dispatcher:
 
     async def accept(self, offer_id: int, post_id: int, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
-            functools.partial(service.accept, offer_id=offer_id, post_id=post_id, actor=actor)
+            functools.partial(actions.accept, offer_id=offer_id, post_id=post_id, actor=actor)
         )
 
     async def decline(
@@ -159,7 +161,7 @@ class Dispatcher:
     ) -> Sequence[StateNotice]:
         return await self.perform(
             functools.partial(
-                service.decline,
+                actions.decline,
                 offer_id=offer_id,
                 post_id=post_id,
                 reason=reason,
@@ -170,7 +172,7 @@ class Dispatcher:
 
     async def arrive(self, alert_id: int, post_id: int, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
-            functools.partial(service.arrive, alert_id=alert_id, post_id=post_id, actor=actor)
+            functools.partial(actions.arrive, alert_id=alert_id, post_id=post_id, actor=actor)
         )
 
     async def close(
@@ -178,7 +180,7 @@ class Dispatcher:
     ) -> Sequence[StateNotice]:
         return await self.perform(
             functools.partial(
-                service.close,
+                actions.close,
                 alert_id=alert_id,
                 post_id=post_id,
                 outcome=outcome,
@@ -191,19 +193,44 @@ class Dispatcher:
     async def assign(self, alert_id: int, post_id: int, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
             functools.partial(
-                service.assign, alert_id=alert_id, post_id=post_id, actor=actor, policy=self.policy
+                actions.assign, alert_id=alert_id, post_id=post_id, actor=actor, policy=self.policy
             )
         )
 
     async def withdraw(self, offer_id: int, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
-            functools.partial(service.withdraw, offer_id=offer_id, actor=actor, policy=self.policy)
+            functools.partial(actions.withdraw, offer_id=offer_id, actor=actor, policy=self.policy)
         )
 
     async def cancel(self, alert_id: int, reason: str, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
             functools.partial(
-                service.cancel, alert_id=alert_id, reason=reason, actor=actor, policy=self.policy
+                actions.cancel, alert_id=alert_id, reason=reason, actor=actor, policy=self.policy
+            )
+        )
+
+    async def report_location(
+        self, post_id: int, lat: float, lon: float, accuracy_m: float | None
+    ) -> Sequence[StateNotice]:
+        return await self.perform(
+            functools.partial(
+                duty.report_location,
+                post_id=post_id,
+                lat=lat,
+                lon=lon,
+                accuracy_m=accuracy_m,
+                policy=self.policy,
+            )
+        )
+
+    async def set_post_status(self, post_id: int, status: str, actor: str) -> Sequence[StateNotice]:
+        return await self.perform(
+            functools.partial(
+                duty.set_post_status,
+                post_id=post_id,
+                status=status,
+                actor=actor,
+                policy=self.policy,
             )
         )
 

@@ -13,7 +13,6 @@ from typing import Protocol, TypeVar
 # Mean Earth radius (IUGG), the usual choice for haversine; the error against the ellipsoid is
 # below 0.5 %, far less than a post's GPS fix matters at city scale.
 EARTH_RADIUS_M = 6_371_008.8
-DEFAULT_MAX_DISTANCE_M = 10_000.0
 
 
 class Located(Protocol):
@@ -45,7 +44,7 @@ def nearest(
     lat: float,
     lon: float,
     *,
-    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    max_distance_m: float,
 ) -> list[tuple[LocatedT, float]]:
     """``(item, distance_m)`` for every item within ``max_distance_m``, nearest first.
 

@@ -100,7 +100,8 @@ class GatewayRegistry:
             if not self._states:
                 self._state_arrived.clear()
                 try:
-                    await asyncio.wait_for(self._state_arrived.wait(), self._flush_interval_s)
+                    async with asyncio.timeout(self._flush_interval_s):
+                        await self._state_arrived.wait()
                 except TimeoutError:
                     pass
             if await self.flush():

@@ -186,7 +186,8 @@ class DownlinkRouter:
             elif self._answered_order:
                 timeout_s = max(self._answered_order[0][0] - now, 0.0)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -5,7 +5,9 @@ the broker (DESIGN §2.4): each valid ``+RCV`` frame is published on
 ``alertnet/v1/gw/{id}/rx`` (QoS 1), ``online`` is published retained on ``…/state`` while the
 module's port is open (``offline`` while it is unplugged, and as the connection's last will),
 and downlinks from ``…/tx`` are written to the module as ``AT+SEND``. The port handling is
-``alertnet.ingest.serial.ReyaxModule``, the same code alertnet's in-process bridges use.
+``alertnet.ingest.serial.ReyaxModule``, the same code alertnet's in-process bridges use, and
+the broker connection is re-made on the same schedule as alertnet's MQTT ingest
+(``alertnet.ingest.reconnect``).
 
 Frames heard while the broker is unreachable wait in a bounded backlog and are published
 after the reconnect (alertnet turns any double publish into a duplicate). Bad serial lines
@@ -27,8 +29,10 @@ import aiomqtt
 from alertnet.config import Settings
 from alertnet.errors import InvalidInput
 from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
-from alertnet.ingest.mqtt_client import BrokerAddress
+from alertnet.ingest.mqtt_client import BrokerAddress, gateway_login
+from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, BackoffSchedule, Reconnector
 from alertnet.ingest.serial import ReyaxModule
+from alertnet.metrics import Metrics
 from alertnet.protocol import (
     GATEWAY_OFFLINE,
     GATEWAY_ONLINE,
@@ -42,6 +46,7 @@ from alertnet.protocol import (
     gw_tx_topic,
     parse_gateway_tx,
 )
+from alertnet.supervisor import TaskSupervisor
 
 __all__ = ["GatewayRelay", "main", "run_bridge"]
 
@@ -50,8 +55,6 @@ log = logging.getLogger(__name__)
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 
-_BACKOFF_FIRST_S: Final = 0.2
-_BACKOFF_MAX_S: Final = 10.0
 _PUBLISH_BURST: Final = 50
 _GOODBYE_TIMEOUT_S: Final = 2.0
 #: Log each of the first bad lines, then one in this many (a noisy line must not flood logs).
@@ -72,8 +75,7 @@ class GatewayRelay:
         max_backlog: int = 10_000,
         max_queued_downlinks: int = 64,
         response_timeout_s: float = 2.0,
-        backoff_first_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        reopen_backoff: BackoffSchedule = RECONNECT_SCHEDULE,
     ) -> None:
         topic_id = gateway_topic_id(gateway_id)
         if len(topic_id) > MAX_GATEWAY_ID_CHARS:
@@ -88,8 +90,7 @@ class GatewayRelay:
             port,
             self,
             response_timeout_s=response_timeout_s,
-            backoff_first_s=backoff_first_s,
-            backoff_max_s=backoff_max_s,
+            reopen_backoff=reopen_backoff,
         )
         self._backlog: deque[bytes] = deque()
         self._max_backlog = max_backlog
@@ -97,7 +98,11 @@ class GatewayRelay:
         self._state_changed = asyncio.Event()
         self._port_online = False
         self._downlinks: asyncio.Queue[bytes] = asyncio.Queue(max_queued_downlinks)
-        self.connected = asyncio.Event()
+        self._reconnector = Reconnector(
+            f"gateway {gateway_id}: broker connection", expected=(aiomqtt.MqttError,)
+        )
+        #: Set while connected to the broker.
+        self.connected = self._reconnector.connected
         self.published = 0
         self.dropped = 0  # frames pushed out of a full backlog
         self.tx_rejected: Counter[str] = Counter()  # downlinks not sent, by why
@@ -111,7 +116,7 @@ class GatewayRelay:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.module.run())
             tasks.create_task(self._write_downlinks())
-            tasks.create_task(self._stay_connected())
+            tasks.create_task(self._reconnector.run(self._session))
 
     # -- serial side (ModuleListener) ---------------------------------------------------------
 
@@ -146,21 +151,6 @@ class GatewayRelay:
 
     # -- broker side --------------------------------------------------------------------------
 
-    async def _stay_connected(self) -> None:
-        backoff_s = _BACKOFF_FIRST_S
-        while True:
-            try:
-                await self._session()
-            except* aiomqtt.MqttError as group:
-                log.warning(
-                    "gateway %s: broker connection lost: %s", self.gateway_id, group.exceptions[0]
-                )
-            if self.connected.is_set():
-                backoff_s = _BACKOFF_FIRST_S
-            self.connected.clear()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, _BACKOFF_MAX_S)
-
     async def _session(self) -> None:
         client = aiomqtt.Client(
             self._address.host,
@@ -176,7 +166,7 @@ class GatewayRelay:
         )
         async with client:
             await client.subscribe(self._tx_topic, qos=1)
-            self.connected.set()
+            self._reconnector.mark_connected()
             self._state_changed.set()  # (re)announce the current state on every connect
             log.info(
                 "gateway %s connected to %s:%d",
@@ -194,10 +184,8 @@ class GatewayRelay:
             except asyncio.CancelledError:
                 # Shutting down: say so, rather than leave the broker to send the will later.
                 with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                    await asyncio.wait_for(
-                        client.publish(self._state_topic, GATEWAY_OFFLINE, qos=1, retain=True),
-                        _GOODBYE_TIMEOUT_S,
-                    )
+                    async with asyncio.timeout(_GOODBYE_TIMEOUT_S):
+                        await client.publish(self._state_topic, GATEWAY_OFFLINE, qos=1, retain=True)
                 raise
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
@@ -243,8 +231,21 @@ class GatewayRelay:
 
 
 async def run_bridge(port: str, gateway_id: str, mqtt_url: str) -> None:
-    """Relay between serial ``port`` and the broker at ``mqtt_url`` until cancelled."""
-    await GatewayRelay(port, gateway_id, BrokerAddress.parse(mqtt_url)).run()
+    """Relay between serial ``port`` and the broker at ``mqtt_url`` until cancelled.
+
+    The relay runs under a ``TaskSupervisor``: should it crash, it is logged and restarted.
+    """
+    login = gateway_login(mqtt_url, gateway_id)
+    relay = GatewayRelay(
+        port, gateway_id, BrokerAddress.parse(login.url), client_id=login.client_id
+    )
+    tasks = TaskSupervisor(Metrics())
+    tasks.add("gateway-relay", relay.run)
+    tasks.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await tasks.stop(_GOODBYE_TIMEOUT_S + 1.0)
 
 
 def _broker_url(settings: Settings) -> str:

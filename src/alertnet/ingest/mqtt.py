@@ -3,8 +3,9 @@
 One long-lived task per process. Each connection runs three things: the receive loop, which
 hands every message to the pipeline; the acker, which sends PUBACKs strictly in arrival order
 as their batches commit; and the downlink sender. On any broker error the connection is torn
-down and re-made with capped backoff; the persistent session makes the broker redeliver
-whatever was not acknowledged, and the database turns those copies into duplicates.
+down and re-made on the shared reconnect schedule (``alertnet.ingest.reconnect``: attempts at
+most 1 s apart in the first minute of an outage); the persistent session makes the broker
+redeliver whatever was not acknowledged, and the database turns those copies into duplicates.
 
 Gateways: ``gw/+/rx`` copies carry the gateway's id, RSSI and SNR into the pipeline;
 ``gw/+/state`` (``online``/``offline``, retained and the gateway's last will) goes to the
@@ -25,6 +26,7 @@ from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest import mqtt_client
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.pipeline import Outcome, Pipeline, RawUplink
+from alertnet.ingest.reconnect import Reconnector
 from alertnet.metrics import Metrics
 from alertnet.models import Transport, utcnow
 from alertnet.protocol import (
@@ -42,8 +44,6 @@ from alertnet.protocol import (
 
 log = logging.getLogger(__name__)
 
-_BACKOFF_FIRST_S = 0.2
-_BACKOFF_MAX_S = 10.0
 _DOWNLINK_BURST = 200
 
 
@@ -93,7 +93,19 @@ class MqttIngest:
         self._router = router if router is not None else DownlinkRouter()
         self._router.publish_via(self.send)
         self._registry = registry
-        self.connected = asyncio.Event()
+        self._reconnector = Reconnector(
+            "MQTT ingest",
+            expected=(aiomqtt.MqttError,),
+            on_lost=self._lost,
+            on_unexpected=self._failed,
+        )
+        #: Set while subscribed to the broker.
+        self.connected = self._reconnector.connected
+
+    @property
+    def connections(self) -> int:
+        """Sessions that got connected and subscribed since ``run()`` started."""
+        return self._reconnector.connections
 
     def use_broker(self, url: str) -> None:
         """Point the ingest at another broker URL; only before ``run()`` starts."""
@@ -104,37 +116,26 @@ class MqttIngest:
         self._outbox.put_nowait((topic, payload))
 
     async def run(self) -> None:
-        """Stay connected forever: reconnect with capped backoff, reset once a session worked."""
+        """Stay connected forever, reconnecting on the shared backoff schedule."""
         if not self._own_router:
-            await self._stay_connected()
+            await self._reconnector.run(self._session)
             return
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._router.run())
-            tasks.create_task(self._stay_connected())
+            tasks.create_task(self._reconnector.run(self._session))
 
-    async def _stay_connected(self) -> None:
-        backoff_s = _BACKOFF_FIRST_S
-        while True:
-            try:
-                await self._session()
-            except* aiomqtt.MqttError as group:
-                log.warning("MQTT connection lost: %s", group.exceptions[0])
-            except* Exception:
-                self._metrics.loop_errors.labels("mqtt_ingest").inc()
-                log.exception("MQTT ingest failed; reconnecting")
-            if self.connected.is_set():
-                backoff_s = _BACKOFF_FIRST_S
-            self.connected.clear()
-            self._metrics.mqtt_connected.set(0)
-            log.info("MQTT ingest reconnecting in %.1fs", backoff_s)
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, _BACKOFF_MAX_S)
+    def _lost(self) -> None:
+        self._metrics.mqtt_connected.set(0)
+
+    def _failed(self, error: Exception) -> None:
+        self._metrics.loop_errors.labels("mqtt_ingest").inc()
+        log.error("MQTT ingest failed; reconnecting", exc_info=error)
 
     async def _session(self) -> None:
         client = mqtt_client.manual_ack_client(self._address, self._client_id)
         async with client:
             await client.subscribe([(topic, 1) for topic in self._subscriptions])
-            self.connected.set()
+            self._reconnector.mark_connected()
             self._metrics.mqtt_connected.set(1)
             log.info(
                 "MQTT ingest connected to %s:%d as %s",

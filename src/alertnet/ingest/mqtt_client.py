@@ -1,20 +1,37 @@
-"""The one place that reaches into aiomqtt's private paho client, for manual acknowledgements.
+"""How alertnet reaches the broker: broker URLs, the login of each connection, manual acks.
 
-aiomqtt 2.5 acknowledges a QoS 1 message as soon as it arrives; alertnet must acknowledge only
-after the message is committed (DESIGN §6.1). paho, underneath, supports manual acks: this
-module turns them on and exposes ``ack()``. aiomqtt is pinned ``>=2.5,<3`` for that reason and
+Logins (DESIGN §14): the broker replaces every client id by the username
+(``use_username_as_clientid``), so no client can take over another's session, and each MQTT
+connection alertnet opens logs in with a username of its own, ``<user>-<purpose>-<n>``,
+derived from the user in the URL (same password). ``mqtt_login`` derives it;
+``alertnet broker config`` writes the same names into the broker's password file. A URL
+without a user (the embedded trial broker) keeps the anonymous login and fixed client id.
+
+Manual acks: aiomqtt 2.5 acknowledges a QoS 1 message as soon as it arrives; alertnet must
+acknowledge only after the message is committed (DESIGN §6.1). paho, underneath, supports
+manual acks: this module is the one place that reaches into aiomqtt's private paho client to
+turn them on and expose ``ack()``. aiomqtt is pinned ``>=2.5,<3`` for that reason and
 ``tests/ingest/test_mqtt_client.py`` checks the behaviour against a real Mosquitto.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from enum import StrEnum
+from typing import Final
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiomqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from alertnet.config import Settings
 from alertnet.errors import InvalidInput
+from alertnet.protocol import gateway_topic_id
+
+_GATEWAY_PASSWORD_LABEL: Final = b"alertnet gateway mqtt password:"
+_GATEWAY_PASSWORD_HEX_CHARS: Final = 32
 
 # aiomqtt logs a warning per publish past this many in flight; downlinks go out in bursts.
 _PENDING_CALLS_WARNING = 100_000
@@ -39,6 +56,91 @@ class BrokerAddress:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+class MqttPurpose(StrEnum):
+    """Why alertnet opens an MQTT connection: one broker username per purpose and process."""
+
+    INGEST = "ingest"
+    DOWNLINKS = "downlinks"
+    CHIRPSTACK = "chirpstack"
+    FRIGATE = "frigate"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttLogin:
+    """How one connection logs in: ``url`` carries ``username`` and ``password``.
+
+    ``client_id`` equals ``username`` when there is one (the broker enforces that anyway).
+    """
+
+    url: str
+    username: str | None
+    password: str | None
+    client_id: str
+
+
+def alertnet_username(user: str, purpose: MqttPurpose, process: int) -> str:
+    """``<user>-<purpose>-<n>``: the broker username of one of alertnet's connections."""
+    return f"{user}-{purpose.value}-{process}"
+
+
+def mqtt_login(settings: Settings, purpose: MqttPurpose, url: str) -> MqttLogin:
+    """The login of this process's ``purpose`` connection to the broker at ``url``.
+
+    ``url`` is ``settings.mqtt_url`` (or the embedded broker's, or an adapter's own broker).
+    With a user in it, the connection logs in as ``<user>-<purpose>-<ALERTNET_MQTT_PROCESS>``
+    with the URL's password. Without one, it stays anonymous with a fixed client id, as the
+    embedded trial broker and any broker that allows anonymous clients expect.
+    """
+    address = BrokerAddress.parse(url)
+    if address.username is None:
+        anonymous_id = settings.mqtt_client_id
+        if purpose is not MqttPurpose.INGEST:
+            anonymous_id = f"{anonymous_id}-{purpose.value}"
+        return MqttLogin(url, None, address.password, anonymous_id)
+    username = alertnet_username(address.username, purpose, settings.mqtt_process)
+    return MqttLogin(
+        _with_login(url, username, address.password), username, address.password, username
+    )
+
+
+def gateway_mqtt_password(alertnet_password: str, gateway_id: str) -> str:
+    """The broker password of an MQTT LoRa gateway, derived from alertnet's own password.
+
+    Derived rather than stored: ``alertnet broker config`` writes the same one on every run,
+    and a relay started with alertnet's URL can compute it.
+    """
+    message = _GATEWAY_PASSWORD_LABEL + gateway_topic_id(gateway_id).encode("utf-8")
+    digest = hmac.new(alertnet_password.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return digest[:_GATEWAY_PASSWORD_HEX_CHARS]
+
+
+def gateway_login(url: str, gateway_id: str) -> MqttLogin:
+    """How ``alertnet gateway --id gateway_id`` logs in: as the gateway itself (DESIGN §14).
+
+    The gateway's username is its topic id. A URL naming that user carries the gateway's own
+    password (a relay on a remote box, given only its own credentials); a URL naming another
+    user is alertnet's, and the gateway's password is derived from it. Without a user the
+    relay stays anonymous, client id ``alertnet-gw-<id>``.
+    """
+    address = BrokerAddress.parse(url)
+    topic_id = gateway_topic_id(gateway_id)
+    if address.username is None:
+        return MqttLogin(url, None, address.password, f"alertnet-gw-{topic_id}")
+    if address.username == topic_id or address.password is None:
+        return MqttLogin(url, address.username, address.password, address.username)
+    password = gateway_mqtt_password(address.password, topic_id)
+    return MqttLogin(_with_login(url, topic_id, password), topic_id, password, topic_id)
+
+
+def _with_login(url: str, username: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host_port = parts.netloc.rpartition("@")[2]
+    login = quote(username, safe="")
+    if password is not None:
+        login += ":" + quote(password, safe="")
+    return urlunsplit(parts._replace(netloc=f"{login}@{host_port}"))
 
 
 def manual_ack_client(

@@ -14,13 +14,19 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alertnet.models.base import Base, BigId, utcnow
+from alertnet.models.base import OPEN_ALERT_STATES, Base, BigId, utcnow
 
-_OPEN = "state IN ('new', 'offered', 'accepted', 'on_scene', 'escalated')"
+# "Open" as SQL, for the partial unique index of open alerts and for every ON CONFLICT that
+# targets it: the database picks the index for an upsert only when the predicates agree, so
+# both use this one object.
+OPEN_ALERT_PREDICATE = text(
+    "state IN (" + ", ".join(f"'{state.value}'" for state in OPEN_ALERT_STATES) + ")"
+)
 
 
 class Event(Base):
@@ -76,6 +82,7 @@ class Post(Base):
     accuracy_m: Mapped[float | None]
     location_at: Mapped[datetime | None]
     home_mahalla_id: Mapped[int | None] = mapped_column(ForeignKey("mahallas.id"))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Alert(Base):
@@ -92,8 +99,8 @@ class Alert(Base):
             "device_id",
             "category",
             unique=True,
-            postgresql_where=text(_OPEN),
-            sqlite_where=text(_OPEN),
+            postgresql_where=OPEN_ALERT_PREDICATE,
+            sqlite_where=OPEN_ALERT_PREDICATE,
         ),
         # A post holds one alert at a time.
         Index(

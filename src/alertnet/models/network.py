@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +32,7 @@ class Mahalla(Base):
     lon: Mapped[float | None]
     households: Mapped[int] = mapped_column(Integer, default=0)
     businesses: Mapped[int] = mapped_column(Integer, default=0)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Device(Base):
@@ -62,6 +64,8 @@ class Device(Base):
     last_transport: Mapped[str | None] = mapped_column(String(8))
     last_gateway_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Made by `serve --demo` (alertnet.demo): its key is public, so it is disabled otherwise.
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Gateway(Base):

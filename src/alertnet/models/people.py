@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alertnet.models.base import Base, utcnow
@@ -26,6 +26,8 @@ class User(Base):
     mahalla_id: Mapped[int | None] = mapped_column(ForeignKey("mahallas.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Made by `serve --demo` (alertnet.demo): usable only while a server runs with --demo.
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiToken(Base):
@@ -36,5 +38,8 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(80), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None]
+    # Every token expires (alertnet.auth.tokens.MAX_TOKEN_TTL caps how far ahead).
+    expires_at: Mapped[datetime]
+    # Set by `token revoke`, by disabling the user and by a password change; never cleared.
+    revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]

@@ -5,17 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alertnet.models.base import Base, BigId, utcnow
 
 
 class Quarantine(Base):
-    """Every rejected input, raw bytes kept. Nothing is dropped silently."""
+    """Every rejected input, raw bytes kept. Nothing is dropped silently.
+
+    ``raw`` holds at most the first KiB of the input (``alertnet.ingest.outcomes``);
+    ``raw_length`` and ``raw_sha256`` describe the whole of it. Rows are deleted after 30 days
+    (``alertnet.retention``).
+    """
 
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_reason_received_at", "reason", "received_at"),)
+    __table_args__ = (
+        Index("ix_quarantine_reason_received_at", "reason", "received_at"),
+        Index("ix_quarantine_received_at", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -26,6 +34,8 @@ class Quarantine(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_length: Mapped[int] = mapped_column(BigInteger)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
 
 
 class FeedItem(Base):

@@ -3,6 +3,7 @@
 No I/O, no asyncio, no ORM: transports, the simulator and tests import everything from here.
 """
 
+from alertnet.protocol.credentials import device_mqtt_password
 from alertnet.protocol.frames import (
     BATTERY_UNKNOWN,
     DOWNLINK_LEN,
@@ -110,6 +111,7 @@ __all__ = [
     "decode_uplink",
     "decode_uplink_any",
     "decode_uplink_json",
+    "device_mqtt_password",
     "down_topic",
     "format_gateway_rx",
     "format_gateway_tx",

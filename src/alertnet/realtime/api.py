@@ -2,7 +2,9 @@
 
 Credentials: ``Authorization: Bearer <token>``, or ``?token=<token>`` (browsers cannot set
 headers on a WebSocket), or the ``alertnet_session`` cookie of the web pages. A cookie
-handshake from a page of another origin is refused, whatever SameSite does.
+handshake is refused unless it shows it comes from a page of alertnet's own origin (the rule
+of ``alertnet.auth.csrf``: another port of the same host is another origin, and a cookie
+handshake without ``Origin`` is refused), whatever SameSite does.
 
 Messages from the server, one JSON object per text frame:
 
@@ -39,22 +41,22 @@ import json
 import logging
 import re
 from typing import Final
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
+from alertnet.auth import csrf
 from alertnet.auth.deps import (
-    Actor,
     Credential,
     CredentialSource,
     actor_for_credential,
     credential_from,
 )
+from alertnet.auth.scope import Scope
 from alertnet.db import unit_of_work
 from alertnet.errors import AlertnetError, Forbidden, InvalidInput, Unauthorized
-from alertnet.realtime.filters import FeedScope, NoFeedScope, scope_for
 from alertnet.realtime.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ CLOSE_FORBIDDEN: Final = 4403
 _CLOSE_INTERNAL: Final = 1011
 # A close frame's reason is at most 123 bytes.
 _MAX_REASON_BYTES: Final = 120
+
+# The origin of the pages that open a WebSocket to ws://host:port is http://host:port.
+PAGE_SCHEME_OF_WEBSOCKET: Final = {"ws": "http", "wss": "https"}
 
 PING: Final = json.dumps({"type": "stream.ping", "data": {}}, separators=(",", ":"))
 
@@ -113,22 +118,31 @@ def parse_after(value: str | None) -> int | None:
     return int(value)
 
 
-def feed_scope(actor: Actor) -> FeedScope:
-    try:
-        return scope_for(actor.role.value, post_id=actor.post_id, mahalla_id=actor.mahalla_id)
-    except NoFeedScope as exc:
-        raise Forbidden(str(exc)) from exc
-
-
 def check_origin(websocket: WebSocket, credential: Credential | None) -> None:
-    """Refuse the session cookie on a handshake started by a page of another origin."""
+    """Refuse the session cookie on a handshake not started by a page of alertnet's own origin.
+
+    The rule is ``alertnet.auth.csrf``'s, the same as for a state-changing HTTP request: a
+    browser sends ``Origin`` (and ``Sec-Fetch-Site``) on every WebSocket handshake, so a cookie
+    handshake without them comes from no page of ours. Tokens are not ambient and pass.
+    """
     if credential is None or credential.source is not CredentialSource.COOKIE:
         return
-    origin = websocket.headers.get("origin")
-    if origin is None:  # not a browser
-        return
-    if urlsplit(origin).netloc.lower() != websocket.headers.get("host", "").lower():
-        raise Forbidden("the session cookie cannot be used from another site")
+    reason = csrf.cross_origin_reason(_as_page_origin_request(websocket))
+    if reason is not None:
+        raise csrf.CrossOriginRequest(
+            f"the session cookie cannot open this stream: {reason}; alertnet's pages open it "
+            "from their own origin, other clients use ?token= or 'Authorization: Bearer'"
+        )
+
+
+def _as_page_origin_request(websocket: WebSocket) -> HTTPConnection:
+    """The handshake seen with the scheme of the pages that may open it (ws: http, wss: https).
+
+    The handshake is addressed to ``ws://host:port``; a page of alertnet's own origin, which
+    ``Origin`` names, is ``http://host:port``.
+    """
+    scheme = PAGE_SCHEME_OF_WEBSOCKET.get(websocket.url.scheme, websocket.url.scheme)
+    return HTTPConnection({**websocket.scope, "scheme": scheme})
 
 
 @router.websocket("/api/v1/stream")
@@ -148,7 +162,8 @@ async def stream(websocket: WebSocket) -> None:
         check_origin(websocket, credential)
         async with unit_of_work(runtime.session_factory) as session:
             actor = await actor_for_credential(session, credential)
-        scope = feed_scope(actor)
+        scope = actor.scope
+        scope.ensure_follows_feed()
     except AlertnetError as exc:
         await _close(websocket, close_code(exc), exc.detail)
         return
@@ -172,7 +187,7 @@ class _Follower:
         hub: Hub,
         session_factory: async_sessionmaker[AsyncSession],
         credential: Credential,
-        scope: FeedScope,
+        scope: Scope,
     ) -> None:
         self._websocket = websocket
         self._hub = hub
@@ -233,7 +248,7 @@ class _Follower:
         """Unauthorized when the token died; Forbidden when the user's scope changed."""
         async with unit_of_work(self._session_factory) as session:
             actor = await actor_for_credential(session, self._credential)
-        if feed_scope(actor) != self._scope:
+        if actor.scope != self._scope:
             raise Forbidden("your role or binding changed; reconnect")
 
 

@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import ColumnElement, Select, event, func, select
+from sqlalchemy import Select, event, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from alertnet.auth.scope import Scope
 from alertnet.metrics import Metrics
 from alertnet.models import FeedItem
-from alertnet.realtime.filters import FeedScope
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +92,18 @@ class FeedRecord:
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
         return cls(seq=seq, post_id=post_id, mahalla_id=mahalla_id, text=text)
 
-    def visible_in(self, scope: FeedScope) -> bool:
-        return scope.allows(post_id=self.post_id, mahalla_id=self.mahalla_id)
+    def visible_in(self, scope: Scope) -> bool:
+        return scope.sees_feed_row(post_id=self.post_id, mahalla_id=self.mahalla_id)
 
 
-def scope_condition(scope: FeedScope) -> ColumnElement[bool] | None:
-    """``filters.FeedScope`` as an SQL condition on ``feed`` (None: every row)."""
-    if scope.everything:
-        return None
-    if scope.post_id is not None:
-        return FeedItem.post_id == scope.post_id
-    return FeedItem.mahalla_id == scope.mahalla_id
-
-
-def _rows_query(after: int, upto: int | None, scope: FeedScope | None, limit: int) -> Select[Any]:
+def _rows_query(after: int, upto: int | None, scope: Scope | None, limit: int) -> Select[Any]:
     query = select(
         FeedItem.seq, FeedItem.type, FeedItem.data, FeedItem.post_id, FeedItem.mahalla_id
     ).where(FeedItem.seq > after)
     if upto is not None:
         query = query.where(FeedItem.seq <= upto)
-    condition = scope_condition(scope) if scope is not None else None
-    if condition is not None:
-        query = query.where(condition)
+    if scope is not None:
+        query = query.where(scope.feed_rows())
     return query.order_by(FeedItem.seq).limit(limit)
 
 
@@ -122,10 +112,11 @@ async def read_rows(
     *,
     after: int,
     upto: int | None = None,
-    scope: FeedScope | None = None,
+    scope: Scope | None = None,
     limit: int = READ_BATCH,
 ) -> list[FeedRecord]:
-    """Rows with ``after < seq <= upto`` visible in ``scope``, oldest first, at most ``limit``."""
+    """Rows with ``after < seq <= upto`` visible in ``scope`` (None: every row), oldest first,
+    at most ``limit``."""
     result = await connection.execute(_rows_query(after, upto, scope, limit))
     return [
         FeedRecord.build(seq, type_, data, post_id, mahalla_id)
@@ -260,7 +251,7 @@ class Hub:
             return StreamStart(after=after, resync=True)
         return StreamStart(after=after, resync=False)
 
-    async def fetch(self, after: int, scope: FeedScope) -> tuple[list[FeedRecord], int]:
+    async def fetch(self, after: int, scope: Scope) -> tuple[list[FeedRecord], int]:
         """The rows after ``after`` that ``scope`` sees, and the cursor to continue from.
 
         Served from memory when ``after`` is within the tail, else from the database (at most
@@ -409,7 +400,8 @@ class Hub:
                     await lost.wait()
             except TimeoutError:
                 # An idle socket can die silently: make it prove it is alive.
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), _LISTEN_TIMEOUT_S)
+                async with asyncio.timeout(_LISTEN_TIMEOUT_S):
+                    await connection.fetchval("SELECT 1")
                 continue
             raise ConnectionError("the LISTEN connection was closed")
 

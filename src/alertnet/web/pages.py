@@ -1,9 +1,13 @@
 """Serves the web pages (``/console``, ``/tablet``, ``/login``) and their static files.
 
 Everything a page needs comes from alertnet itself: ``/static/`` is ``web/static/`` (plain
-HTML, CSS and JavaScript, no build step) and ``/static/leaflet/`` is the Leaflet of the
-installed ``xstatic-leaflet`` package, so no page fetches code from the internet. The pages
-are public files; what they show comes from the API, which checks the session cookie.
+HTML, CSS and native ES modules in ``shared/``, ``console/``, ``tablet/`` and ``login/``, no
+build step) and ``/static/leaflet/`` is the Leaflet of the installed ``xstatic-leaflet``
+package, so no page fetches code from the internet. The pages are public files; what they
+show comes from the API, which checks the session cookie.
+
+Scripts are always sent as ``text/javascript``: browsers refuse a module of any other type,
+and the type Python guesses from the host's MIME tables is not that everywhere.
 
 Pages and static files are sent with ``Cache-Control: no-cache`` (revalidate by ETag each
 time): a tablet must never keep running yesterday's script after an upgrade. The tablet and
@@ -27,6 +31,7 @@ from alertnet.errors import NotFound
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 LEAFLET_DIR: Final = Path(leaflet.BASE_DIR)
+JAVASCRIPT: Final = "text/javascript; charset=utf-8"
 
 # Own origin only; 'self' covers the same-origin WebSocket (ws: / wss:) in current browsers.
 STRICT_CSP: Final = (
@@ -53,6 +58,8 @@ class RevalidatedStaticFiles(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
+        if isinstance(response, FileResponse) and Path(full_path).suffix == ".js":
+            response.headers["Content-Type"] = JAVASCRIPT
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -1,0 +1,198 @@
+"""The alert side of ingest: what the new events of one batch do to alerts (DESIGN §3).
+
+A press opens an alert or merges into the device's open one of its category (one upsert on the
+partial unique index of open alerts); a cancel is recorded on the open alert and never stops its
+dispatch (duress); trouble events raise and clear the device's trouble alert
+(``alerts.trouble``). Each new event is then linked to the alert it touched, and every alert
+the batch changed is announced on the feed. Works in the pipeline's transaction; never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, case, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alertnet import db
+from alertnet.alerts import trouble
+from alertnet.alerts.opening import AlertOpening, DeviceRef
+from alertnet.alerts.priority import REPEAT_PRESS_BONUS, REPEAT_PRESS_THRESHOLD
+from alertnet.alerts.views import alert_views
+from alertnet.models import OPEN_ALERT_STATES, Alert, AlertCategory, Event
+from alertnet.models.alerts import OPEN_ALERT_PREDICATE
+from alertnet.protocol import EventCode, Uplink
+from alertnet.realtime.feed import FeedMessage
+
+# Events that open (or merge into) an alert sent to the police.
+POLICE_CATEGORY: Mapping[EventCode, AlertCategory] = {
+    EventCode.PANIC: AlertCategory.PANIC,
+    EventCode.INTRUSION: AlertCategory.INTRUSION,
+    EventCode.FIRE: AlertCategory.FIRE,
+    EventCode.MEDICAL: AlertCategory.MEDICAL,
+    EventCode.TAMPER: AlertCategory.TAMPER,
+}
+TROUBLE_RAISES = frozenset({EventCode.MAINS_LOST, EventCode.LOW_BATTERY})
+# A clearing event → the trouble condition it clears.
+TROUBLE_CLEARS: Mapping[EventCode, str] = {
+    EventCode.MAINS_RESTORED: EventCode.MAINS_LOST.wire_name,
+}
+EVENTS = cast(Table, Event.__table__)
+
+
+class AlertIntake:
+    """The alert work of one ingest transaction; the pipeline makes one per batch.
+
+    Troubles raised by the batch (a power cut: ``mains_lost`` from every alarm) are buffered and
+    applied together; a clear flushes them first, so it never overtakes a raise before it.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.opened: list[int] = []
+        self._updated: list[int] = []
+        self._alert_of_event: dict[int, int] = {}
+        self._raises: list[tuple[int, DeviceRef, str, datetime]] = []
+
+    async def apply(self, event_id: int, device: DeviceRef, uplink: Uplink, at: datetime) -> None:
+        """Open, merge, cancel, raise or clear as the new event ``event_id`` says."""
+        if uplink.event in TROUBLE_RAISES:
+            self._raises.append((event_id, device, uplink.event.wire_name, at))
+            return
+        alert_id: int | None = None
+        category = POLICE_CATEGORY.get(uplink.event)
+        cleared = TROUBLE_CLEARS.get(uplink.event)
+        if category is not None:
+            alert_id = await self._open_or_merge(device, category, uplink, at)
+        elif uplink.event is EventCode.CANCEL:
+            alert_id = await self._record_cancel(device, at)
+        elif cleared is not None:
+            await self._raise_troubles()
+            alert_id = await self.clear_trouble(device, cleared, at)
+        if alert_id is not None:
+            self._alert_of_event[event_id] = alert_id
+
+    async def raise_trouble(self, device: DeviceRef, kind: str, at: datetime) -> int:
+        """Raise ``kind`` at once (not buffered), e.g. a counter reset; returns the alert id."""
+        change = await trouble.raise_(self._session, device, kind, at)
+        self._note(change)
+        return change.alert_id
+
+    async def clear_trouble(self, device: DeviceRef, kind: str, at: datetime) -> int | None:
+        """Clear ``kind`` on the device's trouble alert; its id, or None if nothing changed."""
+        change = await trouble.clear(self._session, device, kind, at)
+        if change is None:
+            return None
+        self._note(change)
+        return change.alert_id
+
+    async def link_events(self) -> dict[int, int]:
+        """Apply the buffered raises and point each new event at the alert it opened or joined.
+
+        One statement for all links; returns ``{event id: alert id}``.
+        """
+        await self._raise_troubles()
+        if self._alert_of_event:
+            await self._session.execute(
+                update(EVENTS)
+                .where(EVENTS.c.id == bindparam("event_id"))
+                .values(alert_id=bindparam("alert_id")),
+                [
+                    {"event_id": event_id, "alert_id": alert_id}
+                    for event_id, alert_id in self._alert_of_event.items()
+                ],
+            )
+        return dict(self._alert_of_event)
+
+    async def announcements(self) -> list[FeedMessage]:
+        """One ``alert.opened`` or ``alert.updated`` feed message per alert the batch changed."""
+        changed = list(dict.fromkeys(self.opened + self._updated))
+        views = await alert_views(self._session, changed)
+        opened = set(self.opened)
+        messages = []
+        for alert_id in changed:
+            view = views[alert_id]
+            messages.append(
+                FeedMessage(
+                    "alert.opened" if alert_id in opened else "alert.updated",
+                    view,
+                    alert_id=alert_id,
+                    post_id=view["post_id"] or view["offered_post_id"],
+                    mahalla_id=view["mahalla_id"],
+                )
+            )
+        return messages
+
+    def _note(self, change: trouble.Change) -> None:
+        if change.opened:
+            self.opened.append(change.alert_id)
+        elif change.changed:
+            self._updated.append(change.alert_id)
+
+    async def _raise_troubles(self) -> None:
+        """Apply the buffered trouble raises in one go, and empty the buffer."""
+        if not self._raises:
+            return
+        changes = await trouble.raise_many(
+            self._session, [(device, kind, at) for _event_id, device, kind, at in self._raises]
+        )
+        for (event_id, _device, _kind, _at), change in zip(self._raises, changes, strict=True):
+            self._note(change)
+            self._alert_of_event[event_id] = change.alert_id
+        self._raises.clear()
+
+    async def _open_or_merge(
+        self, device: DeviceRef, category: AlertCategory, uplink: Uplink, at: datetime
+    ) -> int:
+        """One statement: open an alert, or merge the press into the device's open one."""
+        opening = AlertOpening(
+            device,
+            category,
+            at,
+            reason=f"{uplink.event.wire_name} press, counter {uplink.counter}"
+            + (" (DRILL)" if uplink.drill else ""),
+            drill=uplink.drill,
+            last_counter=uplink.counter,
+        )
+        statement = db.insert(self._session, Alert).values(**opening.row())
+        statement = statement.on_conflict_do_update(
+            index_elements=["device_id", "category"],
+            index_where=OPEN_ALERT_PREDICATE,
+            set_={
+                "press_count": Alert.press_count + 1,
+                "last_event_at": statement.excluded.last_event_at,
+                "last_counter": statement.excluded.last_counter,
+                "priority": case(
+                    (
+                        Alert.press_count + 1 == REPEAT_PRESS_THRESHOLD,
+                        Alert.priority + REPEAT_PRESS_BONUS,
+                    ),
+                    else_=Alert.priority,
+                ),
+            },
+        ).returning(Alert.id, Alert.press_count)
+        row = (await self._session.execute(statement)).one()
+        if row.press_count == 1:
+            self.opened.append(row.id)
+            self._session.add(opening.audit(row.id))
+        else:
+            self._updated.append(row.id)
+        return int(row.id)
+
+    async def _record_cancel(self, device: DeviceRef, at: datetime) -> int | None:
+        """A cancel never stops a dispatch (duress); it is recorded on the open alert."""
+        alert_id = await self._session.scalar(
+            update(Alert)
+            .where(
+                Alert.device_id == device.id,
+                Alert.category != AlertCategory.TROUBLE.value,
+                Alert.state.in_(OPEN_ALERT_STATES),
+            )
+            .values(cancel_count=Alert.cancel_count + 1, last_event_at=at)
+            .returning(Alert.id)
+        )
+        if alert_id is not None:
+            self._updated.append(alert_id)
+        return alert_id

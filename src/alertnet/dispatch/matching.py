@@ -1,0 +1,366 @@
+"""Who gets an alert: the eligibility of posts, and the moves that make, refuse, withdraw and
+re-serve offers. Actions and queue passes are built from these; each step works on rows its
+caller has locked (``dispatch.locks``) and collects device notices for after the commit.
+
+Eligible post for an alert (numbers in ``DispatchPolicy``): status ``available``, a location
+fresh enough and within reach, never offered this alert before (any earlier offer row,
+whatever its fate), holding neither a pending offer nor an accepted/on-scene alert. Nearest
+first by great-circle distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from alertnet import db
+from alertnet.alerts.state import transition
+from alertnet.dispatch.geo import bounding_box, haversine_m, nearest
+from alertnet.dispatch.locks import lock_alert
+from alertnet.dispatch.notifier import StateNotice
+from alertnet.dispatch.policy import ACTIVE_STATES, WAITING_STATES, DispatchPolicy
+from alertnet.dispatch.views import feed_post, offer_message
+from alertnet.models import Alert, AlertCategory, AlertState, Offer, OfferState, Post, PostStatus
+from alertnet.protocol import AckState
+from alertnet.realtime.feed import FeedMessage, append
+
+# The actor named in the audit trail for what dispatch decides by itself.
+ENGINE_ACTOR: Final = "dispatch"
+# How many waiting alerts a post coming free looks at, best first, before giving up.
+_SERVE_POST_SCAN: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FreePost:
+    """A post that looked free when the pass began: a hint, ``claim_post`` decides."""
+
+    id: int
+    lat: float
+    lon: float
+
+
+def _note(notices: list[StateNotice], alert: Alert, progress: AckState | None) -> None:
+    if progress is not None:
+        notices.append(StateNotice(alert.device_id, alert.last_counter, progress))
+
+
+async def move_alert(
+    session: AsyncSession,
+    alert: Alert,
+    to_state: AlertState,
+    notices: list[StateNotice],
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    feed: list[FeedMessage] | None = None,
+) -> None:
+    """``alerts.state.transition``, noting the device progress it yields for after the commit."""
+    progress = await transition(
+        session, alert, to_state, actor=actor, reason=reason, at=now, feed=feed
+    )
+    _note(notices, alert, progress)
+
+
+def post_is_free(post_id: Any) -> ColumnElement[bool]:
+    """SQL: the post holds neither a pending offer nor an accepted/on-scene alert.
+
+    Aliases keep these subqueries from correlating with an enclosing alerts/offers query.
+    """
+    offer = aliased(Offer)
+    held = aliased(Alert)
+    return and_(
+        ~exists().where(offer.post_id == post_id, offer.state == OfferState.PENDING),
+        ~exists().where(held.post_id == post_id, held.state.in_(ACTIVE_STATES)),
+    )
+
+
+async def claim_post(
+    session: AsyncSession, post_id: int, now: datetime, policy: DispatchPolicy
+) -> Post | None:
+    """Lock the post if it is eligible for a new offer right now; None otherwise.
+
+    ``SKIP LOCKED``: a post another transaction is working on is simply not free for us.
+    """
+    await db.write_lock(session)
+    post = (
+        await session.execute(
+            select(Post)
+            .where(
+                Post.id == post_id,
+                Post.status == PostStatus.AVAILABLE,
+                Post.lat.is_not(None),
+                Post.lon.is_not(None),
+                Post.location_at >= policy.location_fresh_after(now),
+            )
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if post is None:
+        return None
+    # A fresh statement after the lock: sees every offer committed before we got it.
+    if not await session.scalar(select(post_is_free(post_id))):
+        return None
+    return post
+
+
+async def free_posts(
+    session: AsyncSession, now: datetime, policy: DispatchPolicy, *, near: Alert | None = None
+) -> dict[int, FreePost]:
+    """Posts eligible for *some* alert now (a hint: ``claim_post`` has the final say)."""
+    query = select(Post.id, Post.lat, Post.lon).where(
+        Post.status == PostStatus.AVAILABLE,
+        Post.lat.is_not(None),
+        Post.lon.is_not(None),
+        Post.location_at >= policy.location_fresh_after(now),
+        post_is_free(Post.id),
+    )
+    if near is not None:
+        box = bounding_box(near.lat, near.lon, policy.max_distance_m)
+        query = query.where(
+            Post.lat.between(box.min_lat, box.max_lat), Post.lon.between(box.min_lon, box.max_lon)
+        )
+    rows = await session.execute(query.order_by(Post.id))
+    return {
+        post_id: FreePost(post_id, lat, lon)
+        for post_id, lat, lon in rows
+        if lat is not None and lon is not None
+    }
+
+
+async def make_offer(
+    session: AsyncSession,
+    alert: Alert,
+    post: Post,
+    distance_m: float,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+    policy: DispatchPolicy,
+    actor: str,
+    reason: str,
+) -> Offer:
+    offer = Offer(
+        alert_id=alert.id,
+        post_id=post.id,
+        state=OfferState.PENDING,
+        offered_at=now,
+        deadline_at=policy.offer_deadline_at(now),
+        distance_m=distance_m,
+    )
+    session.add(offer)
+    feed: list[FeedMessage] = []
+    await move_alert(
+        session, alert, AlertState.OFFERED, notices, actor=actor, reason=reason, now=now, feed=feed
+    )
+    created = await offer_message(
+        session, offer, "offer.created", alert, callsign=post.callsign, alert_view=feed[0].data
+    )
+    await append(session, [*feed, created])
+    return offer
+
+
+async def asked_posts(session: AsyncSession, alert_ids: Sequence[int]) -> dict[int, set[int]]:
+    """``{alert_id: {post ids it was ever offered to}}``: those posts are never eligible again."""
+    asked: dict[int, set[int]] = {alert_id: set() for alert_id in alert_ids}
+    if alert_ids:
+        rows = await session.execute(
+            select(Offer.alert_id, Offer.post_id).where(Offer.alert_id.in_(alert_ids))
+        )
+        for alert_id, post_id in rows:
+            asked[alert_id].add(post_id)
+    return asked
+
+
+async def offer_or_escalate(
+    session: AsyncSession,
+    alert: Alert,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+    policy: DispatchPolicy,
+    free: dict[int, FreePost] | None = None,
+    asked: set[int] | None = None,
+) -> bool:
+    """Offer a locked new/escalated alert to its nearest eligible post.
+
+    With none, a new alert is escalated; an escalated one stays where it is. ``free`` is a
+    pass-wide hint of free posts, updated as posts are taken; ``asked`` the posts this alert
+    was ever offered to (read here when not given). True when an offer was made.
+    """
+    if free is None:
+        free = await free_posts(session, now, policy, near=alert)
+    candidates: list[tuple[FreePost, float]] = []
+    if free:
+        if asked is None:
+            asked = (await asked_posts(session, [alert.id]))[alert.id]
+        candidates = nearest(
+            [post for post_id, post in free.items() if post_id not in asked],
+            alert.lat,
+            alert.lon,
+            max_distance_m=policy.max_distance_m,
+        )
+    for candidate, _ in candidates:
+        free.pop(candidate.id, None)  # taken below, or not free after all
+        post = await claim_post(session, candidate.id, now, policy)
+        if post is None or post.lat is None or post.lon is None:
+            continue
+        distance_m = haversine_m(alert.lat, alert.lon, post.lat, post.lon)
+        if distance_m > policy.max_distance_m:  # it moved since the hint was read
+            continue
+        await make_offer(
+            session,
+            alert,
+            post,
+            distance_m,
+            notices,
+            now=now,
+            policy=policy,
+            actor=ENGINE_ACTOR,
+            reason=f"nearest eligible post {post.callsign} at {distance_m:.0f} m",
+        )
+        return True
+    if alert.state == AlertState.NEW:
+        await move_alert(
+            session,
+            alert,
+            AlertState.ESCALATED,
+            notices,
+            actor=ENGINE_ACTOR,
+            reason="no eligible post",
+            now=now,
+        )
+    return False
+
+
+async def serve_post(
+    session: AsyncSession,
+    post_id: int,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+    policy: DispatchPolicy,
+) -> bool:
+    """A post may have become eligible: offer it the waiting alert that ranks first (highest
+    priority, then oldest) among those within reach that it was never offered."""
+    post = await claim_post(session, post_id, now, policy)
+    if post is None or post.lat is None or post.lon is None:
+        return False
+    box = bounding_box(post.lat, post.lon, policy.max_distance_m)
+    # Candidates are read unlocked and then locked one by one: locking the whole list would
+    # hide alerts this post will not take from the engines' SKIP LOCKED scans.
+    candidates = (
+        await session.execute(
+            select(Alert.id, Alert.lat, Alert.lon)
+            .where(
+                Alert.state.in_(WAITING_STATES),
+                Alert.category != AlertCategory.TROUBLE,
+                Alert.lat.between(box.min_lat, box.max_lat),
+                Alert.lon.between(box.min_lon, box.max_lon),
+                ~exists().where(Offer.alert_id == Alert.id, Offer.post_id == post_id),
+            )
+            .order_by(Alert.priority.desc(), Alert.opened_at, Alert.id)
+            .limit(_SERVE_POST_SCAN)
+        )
+    ).all()
+    for alert_id, lat, lon in candidates:
+        if haversine_m(lat, lon, post.lat, post.lon) > policy.max_distance_m:
+            continue
+        alert = await lock_alert(session, alert_id, skip_locked=True)
+        if alert is None or alert.state not in WAITING_STATES:
+            continue
+        distance_m = haversine_m(alert.lat, alert.lon, post.lat, post.lon)
+        await make_offer(
+            session,
+            alert,
+            post,
+            distance_m,
+            notices,
+            now=now,
+            policy=policy,
+            actor=ENGINE_ACTOR,
+            reason=f"post {post.callsign} became eligible at {distance_m:.0f} m",
+        )
+        return True
+    return False
+
+
+async def refuse(
+    session: AsyncSession,
+    alert: Alert,
+    offer: Offer,
+    offer_state: OfferState,
+    notices: list[StateNotice],
+    *,
+    why: str,
+    actor: str,
+    now: datetime,
+    policy: DispatchPolicy,
+) -> bool:
+    """Record a decline or a timeout; True when the alert is back to ``new`` for the next post."""
+    offer.state = offer_state
+    offer.decided_at = now
+    offer.reason = why
+    alert.refusal_count += 1
+    escalate = alert.refusal_count >= policy.max_refusals
+    feed: list[FeedMessage] = []
+    await move_alert(
+        session,
+        alert,
+        AlertState.ESCALATED if escalate else AlertState.NEW,
+        notices,
+        actor=actor,
+        reason=f"{why}; {alert.refusal_count} refusals" if escalate else why,
+        now=now,
+        feed=feed,
+    )
+    updated = await offer_message(session, offer, "offer.updated", alert, alert_view=feed[0].data)
+    await append(session, [updated, *feed])
+    return not escalate
+
+
+async def withdraw_offer(
+    session: AsyncSession,
+    alert: Alert,
+    offer: Offer,
+    notices: list[StateNotice],
+    *,
+    why: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    offer.state = OfferState.WITHDRAWN
+    offer.decided_at = now
+    offer.reason = why
+    feed: list[FeedMessage] = []
+    if alert.state == AlertState.OFFERED:
+        await move_alert(
+            session, alert, AlertState.NEW, notices, actor=actor, reason=why, now=now, feed=feed
+        )
+    updated = await offer_message(
+        session, offer, "offer.updated", alert, alert_view=feed[0].data if feed else None
+    )
+    await append(session, [updated, *feed])
+
+
+async def free_post(
+    session: AsyncSession,
+    post: Post,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+    policy: DispatchPolicy,
+) -> None:
+    """A post (locked by the caller) lost its alert or offer: it is available again if it was
+    busy, and may take the next waiting alert."""
+    if post.status == PostStatus.BUSY:
+        post.status = PostStatus.AVAILABLE
+        await feed_post(session, post)
+    await serve_post(session, post.id, notices, now=now, policy=policy)
