@@ -26,6 +26,7 @@ from alertnet.broker.mosquitto import (
     MAX_PACKET_BYTES,
     MAX_QUEUED_MESSAGES,
     PASSWORD_FILE,
+    PERSISTENCE_FILE,
     Account,
     Listener,
     hash_password,
@@ -34,6 +35,7 @@ from alertnet.broker.mosquitto import (
 from alertnet.errors import InvalidInput
 from alertnet.protocol import device_mqtt_password
 from tests.support.mosquitto import MosquittoServer
+from tests.support.polling import eventually
 
 DEVICE = "70b3d57ed0001234"
 DEVICE_KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -328,7 +330,11 @@ async def test_queued_message_survives_broker_restart(
 
         if crash:
             # SIGKILL skips the save on exit: only an autosave can have kept the message.
-            await asyncio.sleep(2.5)
+            saved = broker.directory / PERSISTENCE_FILE
+            await eventually(
+                lambda: saved.exists() and b"press" in saved.read_bytes(),
+                awaiting="an autosave to write the queued message to disk",
+            )
         await asyncio.to_thread(broker.restart, kill=crash)
 
         async with broker.harness_client("persistent", clean_session=False) as subscriber:

@@ -12,10 +12,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from alertnet.auth.passwords import verify_password
 from alertnet.auth.tokens import user_for_token
 from alertnet.cli import display_url
 from alertnet.db import create_engine, create_session_factory, unit_of_work
+from tests.support.polling import eventually
 
 ALERTNET = Path(sys.executable).with_name("alertnet")
 KEY_HEX = "000102030405060708090a0b0c0d0e0f"
@@ -362,15 +362,6 @@ def _free_port() -> int:
         return port
 
 
-def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @dataclass
 class Served:
     port: int
@@ -412,7 +403,15 @@ def _serving(cli: Cli, tmp_path: Path, *args: str) -> Iterator[Served]:
             return server.poll() is not None  # stop waiting if it died
 
     try:
-        assert _wait_for(healthy, timeout_s=60), "server never answered /healthz"
+        asyncio.run(
+            eventually(
+                healthy,
+                awaiting="alertnet serve to answer /healthz",
+                timeout_s=60,
+                interval_s=0.2,
+                details=err_path.read_text,
+            )
+        )
         assert server.poll() is None, err_path.read_text()
         yield served
     finally:

@@ -28,6 +28,7 @@ from alertnet.alerts.api import router as alerts_router
 from alertnet.alerts.counts import router as counts_router
 from alertnet.auth.api import router as auth_router
 from alertnet.auth.audit import RequestAuditMiddleware
+from alertnet.auth.me import router as own_account_router
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.broker.embedded import EmbeddedBroker
 from alertnet.config import Settings
@@ -56,6 +57,7 @@ from alertnet.scrape import router as scrape_router
 from alertnet.supervisor import ShutdownDeadline, TaskSupervisor
 from alertnet.web import router as web_router
 from alertnet.web.docs import router as docs_router
+from alertnet.web.tiles import tiles_router
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,8 @@ def create_app(
     app.include_router(scrape_router)
     app.include_router(docs_router)
     app.include_router(auth_router)
+    # Before admin_router: /api/v1/users/me is not the admin's /api/v1/users/{username}.
+    app.include_router(own_account_router)
     app.include_router(stream_router)
     app.include_router(alerts_router)
     app.include_router(dispatch_router)
@@ -203,6 +207,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(counts_router)
     app.include_router(web_router)
+    app.include_router(tiles_router(settings))
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
     return app

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alertnet.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE, LANGUAGES, offered_language
 
 EMBEDDED = "embedded"
 
@@ -34,12 +37,19 @@ class Settings(BaseSettings):
     supervision_grace_s: float = Field(default=120.0, ge=0)
     dispatch_tick_s: float = Field(default=1.0, gt=0)
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # DESIGN §11: a raster MBTiles file served at /tiles/{z}/{x}/{y} (alertnet.web.tiles),
+    # for a network without internet; the pages' maps then use it instead of tile_url.
+    tiles_mbtiles: FilePath | None = None
     # Who may read /metrics besides an admin (alertnet.scrape): a scraper sending this bearer
     # token, or any client from these comma-separated addresses and CIDR networks.
     metrics_token: str = ""
     metrics_allow: str = ""
     # True while serving the demo: `alertnet serve` sets it from its --demo flag (alertnet.demo).
     demo: bool = False
+    # DESIGN §11: the pages' language before login (one of alertnet.i18n.LANGUAGES) and the
+    # time zone every page and report shows times in (an IANA name; the API stays in UTC).
+    default_language: str = DEFAULT_LANGUAGE
+    timezone: str = DEFAULT_TIMEZONE
 
     @field_validator("database_url")
     @classmethod
@@ -50,6 +60,24 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
         return url
+
+    @field_validator("default_language")
+    @classmethod
+    def _offered_language(cls, code: str) -> str:
+        language = offered_language(code)
+        if language is None:
+            raise ValueError(f"{code!r} is not an offered language (one of {', '.join(LANGUAGES)})")
+        return language
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        name = name.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"{name!r} is not a time zone name such as Asia/Tashkent") from None
+        return name
 
     @property
     def mqtt_embedded(self) -> bool:

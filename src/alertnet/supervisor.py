@@ -31,8 +31,8 @@ from enum import StrEnum
 from types import FrameType
 from typing import Any, Final
 
-from alertnet.ingest.reconnect import Backoff, BackoffSchedule
 from alertnet.metrics import Metrics
+from alertnet.reconnect import Backoff, BackoffSchedule
 
 __all__ = [
     "RESTART_SCHEDULE",

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,22 +13,13 @@ from alertnet.db import create_engine, unit_of_work
 from alertnet.ingest.pipeline import Disposition, RawUplink
 from alertnet.models import Device, Transport
 from alertnet.protocol import EventCode, Uplink
-from tests.auth.helpers import bearer, build_app, create_account
+from tests.auth.helpers import bearer, create_account
+from tests.support.asgi import AppClient
 from tests.support.factories import create_post
 
 
-@pytest_asyncio.fixture
-async def api(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(db_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
-
-
 async def test_admin_registers_a_city_and_disables_a_device(
-    api: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with unit_of_work(session_factory) as session:
         admin = await create_account(session, "root", "admin")
@@ -82,7 +70,7 @@ async def test_admin_registers_a_city_and_disables_a_device(
         "/api/v1/devices/70b3d57ed0007777", json={"status": "disabled"}, headers=auth
     )
     assert disabled.json()["status"] == "disabled"
-    pipeline = api.app.state.runtime.pipeline  # type: ignore[attr-defined]
+    pipeline = api.runtime.pipeline
     key = bytes.fromhex(body["key"])
     press = Uplink.build(key, "70b3d57ed0007777", 1, EventCode.PANIC).to_bytes()
     outcome = await pipeline.submit(RawUplink(press, Transport.HTTP))
@@ -99,7 +87,7 @@ KEY_HEX = "00112233445566778899aabbccddeeff"
 
 
 async def test_a_nul_in_a_device_name_is_422_and_the_key_is_never_logged(
-    api: httpx.AsyncClient,
+    api: AppClient,
     session_factory: async_sessionmaker[AsyncSession],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -176,7 +164,7 @@ async def test_a_nul_in_a_device_name_is_422_and_the_key_is_never_logged(
     ],
 )
 async def test_bad_strings_and_out_of_range_numbers_are_422(
-    api: httpx.AsyncClient,
+    api: AppClient,
     session_factory: async_sessionmaker[AsyncSession],
     path: str,
     body: dict[str, object],
@@ -198,7 +186,7 @@ async def test_bad_strings_and_out_of_range_numbers_are_422(
     ],
 )
 async def test_path_parameters_and_changes_are_validated_too(
-    api: httpx.AsyncClient,
+    api: AppClient,
     session_factory: async_sessionmaker[AsyncSession],
     path: str,
     body: dict[str, object],
@@ -209,7 +197,7 @@ async def test_path_parameters_and_changes_are_validated_too(
     assert response.status_code == 422, response.text
 
 
-async def test_a_nul_in_a_login_is_422(api: httpx.AsyncClient) -> None:
+async def test_a_nul_in_a_login_is_422(api: AppClient) -> None:
     for body in (
         {"username": "root\u0000", "password": "x"},
         {"username": "r", "password": "\u0000"},

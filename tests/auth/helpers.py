@@ -27,19 +27,14 @@ from alertnet.auth.passwords import hash_password
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.auth.tokens import DEFAULT_TOKEN_TTL, create_token
 from alertnet.auth.users import create_user
-from alertnet.config import Settings
 from alertnet.db import unit_of_work
 from alertnet.realtime.hub import Hub
+from tests.support.asgi import app_settings
 from tests.support.factories import create_mahalla, create_post
 from tests.support.mosquitto import free_port
+from tests.support.polling import eventually
 
-# Nothing listens on port 1: the MQTT ingest keeps retrying in the background, harmlessly.
-NO_BROKER = "mqtt://127.0.0.1:1"
 PASSWORD = "correct horse battery"
-
-
-def settings_for(database_url: str, *, demo: bool = False) -> Settings:
-    return Settings(database_url=database_url, mqtt_url=NO_BROKER, demo=demo)
 
 
 def build_app(
@@ -51,7 +46,7 @@ def build_app(
 ) -> FastAPI:
     """The real app; optionally with a given login throttle and hub attributes changed, or
     serving the demo (as ``alertnet serve --demo`` does)."""
-    app = create_app(settings_for(database_url, demo=demo))
+    app = create_app(app_settings(database_url, demo=demo))
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -95,12 +90,15 @@ async def running_server(app: FastAPI) -> AsyncIterator[Server]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.02)
+        await eventually(
+            lambda: server.started or task.done(),
+            awaiting=f"uvicorn to listen on port {port}",
+            timeout_s=30,
+            interval_s=0.02,
+        )
+        if not server.started:
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
         yield Server(app, port)
     finally:
         server.should_exit = True

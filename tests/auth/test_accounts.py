@@ -27,6 +27,7 @@ from alertnet.db import unit_of_work
 from alertnet.errors import Conflict, InvalidInput
 from alertnet.models import ApiToken, User, utcnow
 from tests.auth.helpers import PASSWORD, Account, Cast, bearer, build_app, create_cast
+from tests.support.asgi import running_app
 
 SessionFactory = async_sessionmaker[AsyncSession]
 STRONG = "harbour-lantern-47"
@@ -60,10 +61,8 @@ class Admin:
 async def admin(db_url: str, session_factory: SessionFactory) -> AsyncIterator[Admin]:
     app = build_app(db_url)
     cast = await create_cast(session_factory)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as api:
-            yield Admin(api, cast, session_factory)
+    async with running_app(app) as api:
+        yield Admin(api, cast, session_factory)
 
 
 # --- disabling ---------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from alertnet.db import unit_of_work
 from alertnet.errors import Conflict
 from alertnet.models import ApiToken, Mahalla, RequestAudit, User, utcnow
 from tests.auth.helpers import PASSWORD, Account, Cast, bearer, build_app, create_cast
+from tests.support.asgi import BASE_URL, AppClient, running_app
 
 SessionFactory = async_sessionmaker[AsyncSession]
-OWN_ORIGIN = "http://alertnet"  # the harness clients' base URL
+OWN_ORIGIN = BASE_URL  # the harness clients' base URL
 
 
 class FakeClock:
@@ -87,8 +88,7 @@ class Harness:
     cast: Cast
 
     def other_client(self, host: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=self.app, client=(host, 4321))
-        return httpx.AsyncClient(transport=transport, base_url="http://alertnet")
+        return AppClient(self.app, client_address=(host, 4321))
 
 
 @pytest_asyncio.fixture
@@ -97,10 +97,8 @@ async def harness(db_url: str, session_factory: SessionFactory) -> AsyncIterator
     app = build_app(db_url, throttle=LoginThrottle(free_failures=3, clock=clock))
     app.include_router(scoped_router())
     cast = await create_cast(session_factory)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 4321))
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            yield Harness(app, client, clock, cast)
+    async with running_app(app, client_address=("10.0.0.1", 4321)) as client:
+        yield Harness(app, client, clock, cast)
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> None:
@@ -143,6 +141,7 @@ async def test_login_returns_a_token_and_sets_the_session_cookie(harness: Harnes
         "role": "post",
         "post_id": post_a.post_id,
         "mahalla_id": None,
+        "language": None,
     }
     # The cookie alone (what the tablet page sends) authenticates as well.
     harness.client.cookies.set("alertnet_session", body["token"])
@@ -378,18 +377,15 @@ async def test_guessing_across_usernames_is_throttled_per_address_before_hashing
     monkeypatch.setattr(users, "verify_password", counting_verify)
     app = build_app(db_url, throttle=LoginThrottle(address_free_failures=10, clock=FakeClock()))
     await create_cast(session_factory)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 4321))
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            statuses = [
-                (await login(client, f"guess{index}", "password-guess")).status_code
-                for index in range(60)
-            ]
-            # The officer behind the same address waits too; from elsewhere, no wait.
-            assert (await login(client, "post101", PASSWORD)).status_code == 429
-        other = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))
-        async with httpx.AsyncClient(transport=other, base_url="http://alertnet") as client:
-            assert (await login(client, "post101", PASSWORD)).status_code == 200
+    async with running_app(app, client_address=("203.0.113.5", 4321)) as client:
+        statuses = [
+            (await login(client, f"guess{index}", "password-guess")).status_code
+            for index in range(60)
+        ]
+        # The officer behind the same address waits too; from elsewhere, no wait.
+        assert (await login(client, "post101", PASSWORD)).status_code == 429
+        async with AppClient(app, client_address=("198.51.100.7", 4321)) as elsewhere:
+            assert (await login(elsewhere, "post101", PASSWORD)).status_code == 200
     assert statuses == [401] * 10 + [429] * 50
     assert hashes == 11  # ten guesses and the officer's login elsewhere
 
@@ -449,10 +445,8 @@ async def test_audit_survives_an_unexpected_error(
         raise RuntimeError("a bug")
 
     app.include_router(router)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            response = await client.delete("/test/boom")
+    async with running_app(app, raise_app_exceptions=False) as client:
+        response = await client.delete("/test/boom")
     assert_error(response, 500, "internal_error")
     async with session_factory() as session:
         count = await session.scalar(

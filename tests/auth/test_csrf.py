@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet.auth.csrf import normalized_origin
 from alertnet.models import Mahalla, RequestAudit
 from tests.auth.helpers import PASSWORD, Cast, bearer, build_app, create_cast, running_server
+from tests.support.asgi import running_app
 
 SessionFactory = async_sessionmaker[AsyncSession]
 OWN = "http://alertnet"
@@ -50,10 +51,8 @@ class Site:
 async def site(db_url: str, session_factory: SessionFactory) -> AsyncIterator[Site]:
     app = build_app(db_url)
     cast = await create_cast(session_factory)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=OWN) as client:
-            yield Site(client, cast, session_factory)
+    async with running_app(app, base_url=OWN) as client:
+        yield Site(client, cast, session_factory)
 
 
 def assert_cross_origin_refused(response: httpx.Response) -> None:

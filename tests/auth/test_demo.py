@@ -4,8 +4,7 @@ The CLI side (``serve --demo`` twice, on a real database, then without it) is in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
@@ -18,7 +17,8 @@ from alertnet.auth.users import get_user_by_username
 from alertnet.db import unit_of_work
 from alertnet.models import Device, Mahalla, Post, User
 from alertnet.protocol import EventCode, Uplink
-from tests.auth.helpers import build_app, create_account
+from tests.auth.helpers import create_account
+from tests.support.asgi import AppClient, alertnet_api
 from tests.support.factories import create_mahalla
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -26,13 +26,9 @@ DEMO_ADMIN = demo.LOGINS[0]
 DEMO_DEVICE = demo.DEVICES[0].eui
 
 
-@asynccontextmanager
-async def serving(db_url: str, *, with_demo: bool) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(db_url, demo=with_demo)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            yield client
+def serving(db_url: str, *, with_demo: bool) -> AbstractAsyncContextManager[AppClient]:
+    """The real app on ``db_url``, configured as ``alertnet serve [--demo]`` would be."""
+    return alertnet_api(db_url, demo=with_demo)
 
 
 async def seed_and_serve_mode(session_factory: SessionFactory, *, enabled: bool) -> demo.DemoMode:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet.app import Runtime
 from alertnet.config import Settings
 from alertnet.models import Event
+from tests.support.polling import eventually
 
 ALERTNET = Path(sys.executable).with_name("alertnet")
 
@@ -38,15 +39,16 @@ async def stored_events(session_factory: async_sessionmaker[AsyncSession]) -> in
 
 
 async def events_once_settled(
-    session_factory: async_sessionmaker[AsyncSession], expected: int, timeout_s: float = 15.0
+    session_factory: async_sessionmaker[AsyncSession], expected: int
 ) -> int:
-    """The stored event count once it reaches ``expected``, or whatever it is at the timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    count = await stored_events(session_factory)
-    while count < expected and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
-        count = await stored_events(session_factory)
-    return count
+    """The stored event count once it reaches ``expected`` (a larger count is returned too, for
+    the caller to assert on)."""
+    return await eventually(
+        lambda: stored_events(session_factory),
+        lambda count: count >= expected,
+        awaiting=f"{expected} stored events",
+        interval_s=0.1,
+    )
 
 
 def alertnet_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

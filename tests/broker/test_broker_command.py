@@ -27,6 +27,7 @@ from tests.broker.helpers import alertnet_command
 from tests.support import services
 from tests.support.factories import create_device
 from tests.support.mosquitto import HOST, configured_mosquitto, connack_code, free_port
+from tests.support.polling import eventually
 
 ALERTNET_PASSWORD = "a-long-broker-password"
 ACCEPTED = 0
@@ -46,17 +47,6 @@ def env_for(db_url: str, port: int = 1883) -> dict[str, str]:
         "ALERTNET_DATABASE_URL": db_url,
         "ALERTNET_MQTT_URL": f"mqtt://alertnet:{ALERTNET_PASSWORD}@{HOST}:{port}",
     }
-
-
-async def eventually_code(port: int, username: str, password: str, expected: int) -> int | None:
-    """The CONNACK code once it is ``expected`` (SIGHUP is handled asynchronously)."""
-    code = None
-    for _ in range(250):
-        code = await asyncio.to_thread(connack_code, HOST, port, username, password)
-        if code == expected:
-            break
-        await asyncio.sleep(0.02)
-    return code
 
 
 async def test_the_command_writes_the_three_files_from_the_registry(
@@ -161,7 +151,13 @@ async def test_mosquitto_runs_on_the_files_and_sighup_picks_up_registry_changes(
             assert done.returncode == 0, done.stderr
             os.kill(broker.pid, signal.SIGHUP)
 
-            assert await eventually_code(port, *second_login, ACCEPTED) == ACCEPTED
+            # SIGHUP is handled asynchronously: the new device is let in a little later.
+            await eventually(
+                lambda: asyncio.to_thread(connack_code, HOST, port, *second_login),
+                lambda code: code == ACCEPTED,
+                awaiting="the broker to accept the new device after SIGHUP",
+                interval_s=0.02,
+            )
             assert connack_code(HOST, port, first.eui, device_mqtt_password(first.key)) == (
                 NOT_AUTHORIZED
             )

@@ -22,6 +22,7 @@ from alertnet.protocol import EventCode, Uplink, device_mqtt_password, up_topic
 from tests.broker.helpers import events_once_settled, running_runtime
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer, connack_code
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.mosquitto
 
@@ -66,8 +67,11 @@ async def test_a_device_using_alertnets_client_id_cannot_take_over_its_session(
     async with running_runtime(db_url, mosquitto.url) as runtime:
         attacking = asyncio.create_task(attack())
         try:
-            while attacks < 3:
-                await asyncio.sleep(0.02)
+            await eventually(
+                lambda: attacks >= 3,
+                awaiting="the attacker to take alertnet's client id three times",
+                interval_s=0.02,
+            )
             for victim in victims:
                 press = Uplink.build(victim.key, victim.eui, 1, EventCode.PANIC).to_bytes()
                 # One publish each, no retries: only alertnet's session can keep the alarm.

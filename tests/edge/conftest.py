@@ -1,24 +1,20 @@
-"""An in-process alertnet for the edge tests: the real app over httpx's ASGI transport."""
+"""An in-process alertnet for the edge tests: the real app, called over ASGI (``support.asgi``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 
 from alertnet.app import create_app
-from alertnet.config import Settings
 from tests.auth.helpers import fast_password_hashing
+from tests.support.asgi import AppClient, app_settings, running_app
 
 __all__ = ["fast_password_hashing"]
 
-# Nothing listens on port 1: the MQTT ingest keeps retrying in the background, harmlessly.
-NO_BROKER = "mqtt://127.0.0.1:1"
-
-EdgeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+EdgeClient = Callable[..., AbstractAsyncContextManager[AppClient]]
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +29,8 @@ def edge_client(db_url: str) -> EdgeClient:
     The app's own errors are answered as a client sees them (500 and all), not re-raised.
     """
 
-    @asynccontextmanager
-    async def serve(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(Settings(database_url=db_url, mqtt_url=NO_BROKER, **settings))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-                client.app = app  # type: ignore[attr-defined]
-                yield client
+    def serve(**settings: Any) -> AbstractAsyncContextManager[AppClient]:
+        app = create_app(app_settings(db_url, **settings))
+        return running_app(app, raise_app_exceptions=False)
 
     return serve

@@ -14,7 +14,6 @@ import select
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,11 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.models import Quarantine
-from tests.edge.conftest import NO_BROKER, EdgeClient
+from tests.edge.conftest import EdgeClient
 from tests.edge.test_error_shape import assert_error_shape
+from tests.support.asgi import NO_BROKER
 from tests.support.mosquitto import free_port
+from tests.support.polling import eventually
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -169,18 +170,23 @@ async def server_process(sqlite_url: str, tmp_path: Path) -> AsyncIterator[tuple
 
 
 async def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
+
+        async def healthy() -> bool:
             if process.poll() is not None:
                 raise RuntimeError("alertnet serve exited:\n" + log.read_text(errors="replace"))
             try:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
+                return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
             except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError("alertnet serve did not answer /healthz:\n" + log.read_text())
+                return False
+
+        await eventually(
+            healthy,
+            awaiting="alertnet serve to answer /healthz",
+            timeout_s=60,
+            interval_s=0.1,
+            details=lambda: log.read_text(errors="replace"),
+        )
 
 
 def _huge_posts() -> Iterator[tuple[str, bool]]:

@@ -51,7 +51,7 @@ async def test_an_unexpected_error_is_a_500_without_a_stack_trace(
     edge_client: EdgeClient,
 ) -> None:
     async with edge_client() as client:
-        app = client.app  # type: ignore[attr-defined]
+        app = client.app
 
         @app.get("/boom")
         async def boom() -> None:

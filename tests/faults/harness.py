@@ -49,6 +49,7 @@ from alertnet.protocol import (
 )
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer, free_port
+from tests.support.polling import eventually
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 
@@ -120,17 +121,23 @@ class AlertnetProcess:
                 # Its own process group: a Ctrl-C aimed at pytest does not reach it first.
                 start_new_session=True,
             )
-        deadline = now() + START_BOUND_S
+        process = self.process
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
-            while now() < deadline:
-                assert self.process.poll() is None, f"alertnet exited:\n{self.log()}"
+
+            async def ready() -> bool:
+                assert process.poll() is None, f"alertnet exited:\n{self.log()}"
                 try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
+                    return (await client.get("/readyz")).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"alertnet was not ready within {START_BOUND_S} s:\n{self.log()}")
+                    return False
+
+            await eventually(
+                ready,
+                awaiting="alertnet to answer /readyz with 200",
+                timeout_s=START_BOUND_S,
+                interval_s=0.1,
+                details=self.log,
+            )
 
     def send(self, signum: signal.Signals) -> None:
         os.kill(self.pid, signum)
@@ -263,14 +270,24 @@ class ReadinessProbe:
         self, status: int, *, after: float, bound_s: float = RECOVERY_BOUND_S
     ) -> ProbeAnswer:
         """The first answer ``status`` to a request sent after ``after``."""
-        deadline = now() + bound_s
-        while now() < deadline:
-            for answer in self.between(after, float("inf")):
-                if answer.status == status:
-                    return answer
-            await asyncio.sleep(self.interval_s)
-        seen = Counter(answer.status for answer in self.between(after, float("inf")))
-        raise AssertionError(f"/readyz never answered {status} within {bound_s} s: {seen}")
+
+        def first_with_status() -> ProbeAnswer | None:
+            answers = self.between(after, float("inf"))
+            return next((answer for answer in answers if answer.status == status), None)
+
+        def seen() -> str:
+            return f"statuses seen: {Counter(a.status for a in self.between(after, float('inf')))}"
+
+        answer = await eventually(
+            first_with_status,
+            lambda answer: answer is not None,
+            awaiting=f"/readyz to answer {status}",
+            timeout_s=bound_s,
+            interval_s=self.interval_s,
+            details=seen,
+        )
+        assert answer is not None
+        return answer
 
 
 # --- the devices ------------------------------------------------------------------------
@@ -445,27 +462,32 @@ class Run:
     #: When the last press was acked and pressing stopped (set as the block ends).
     drained_at: float = 0.0
 
-    async def until(
+    async def reaches(
         self, condition: Callable[[], bool], what: str, bound_s: float = RECOVERY_BOUND_S
     ) -> None:
-        """Wait until ``condition()`` holds; fail after ``bound_s`` naming ``what``."""
-        deadline = now() + bound_s
-        while not condition():
+        """Wait until ``condition()`` holds; fail after ``bound_s`` naming ``what``, or at once
+        when the fleet stops pressing before it was told to."""
+
+        def holds() -> bool:
+            if condition():
+                return True
             if self.fleet_task.done():
                 self.fleet_task.result()  # the fleet's own failure, if it failed
                 raise AssertionError("the fleet stopped pressing before it was told to")
-            if now() > deadline:
-                fleet = self.fleet
-                raise AssertionError(
-                    f"{what}: not within {bound_s} s ({len(fleet.acked)}/{len(fleet.presses)} "
-                    f"presses acked, {fleet.reconnects} device reconnects); alertnet log:\n"
-                    f"{self.server.log()}"
-                )
-            await asyncio.sleep(0.05)
+            return False
+
+        await eventually(holds, awaiting=what, timeout_s=bound_s, details=self._progress)
+
+    def _progress(self) -> str:
+        fleet = self.fleet
+        return (
+            f"{len(fleet.acked)}/{len(fleet.presses)} presses acked, {fleet.reconnects} device "
+            f"reconnects; alertnet log:\n{self.server.log()}"
+        )
 
     async def presses_after(self, moment: float, count: int, what: str) -> None:
         """Wait until ``count`` presses pressed after ``moment`` are acked."""
-        await self.until(lambda: self.fleet.pressed_after(moment) >= count, what)
+        await self.reaches(lambda: self.fleet.pressed_after(moment) >= count, what)
 
 
 @asynccontextmanager
@@ -489,7 +511,7 @@ async def pressing(
     fleet_task = asyncio.create_task(fleet.run(), name="fleet")
     run = Run(server, fleet, probe, fleet_task)
     try:
-        await run.until(lambda: len(fleet.acked) >= warm_up_presses, "warm-up presses acked")
+        await run.reaches(lambda: len(fleet.acked) >= warm_up_presses, "warm-up presses acked")
         yield run
         fleet.stop_pressing()
         try:

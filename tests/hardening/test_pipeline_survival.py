@@ -27,6 +27,7 @@ from tests.ingest.helpers import EUI, KEY
 from tests.support import services
 from tests.support.database import migrate
 from tests.support.factories import create_device
+from tests.support.polling import eventually
 from tests.support.postgres import temporary_database
 
 pytestmark = pytest.mark.postgres
@@ -114,8 +115,11 @@ async def test_a_crashed_run_leaves_its_uplinks_for_the_next_run(
     await lock.execute(text("SELECT id FROM devices FOR UPDATE"))
     first = asyncio.create_task(pipeline.run())
     pending = [pipeline.submit(_press(counter)) for counter in (1, 2)]
-    while pipeline.oldest_wait_s() < 0.3:
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: pipeline.oldest_wait_s() >= 0.3,
+        awaiting="the held uplinks to have waited 0.3 s",
+        interval_s=0.05,
+    )
     first.cancel()  # as a stop would; a crash takes the same way out
     await asyncio.gather(first, return_exceptions=True)
     await transaction.rollback()

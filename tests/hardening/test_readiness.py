@@ -9,24 +9,20 @@ first fields of the body (``ready``, ``database``, ``broker``) keep their meanin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import pytest_asyncio
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertnet import health
-from alertnet.app import create_app
-from alertnet.config import Settings
 from alertnet.db import create_engine, create_session_factory, unit_of_work
 from alertnet.ingest.pipeline import RawUplink
 from alertnet.models import Transport
 from alertnet.protocol import EventCode, Uplink
 from tests.ingest.helpers import EUI, KEY
 from tests.support import services
+from tests.support.asgi import alertnet_api
 from tests.support.database import migrate
 from tests.support.factories import create_device
 from tests.support.mosquitto import MosquittoServer
@@ -43,23 +39,13 @@ RUNTIME_TASKS = {
     "dispatcher",
     "retention",
 }
-NO_BROKER = "mqtt://127.0.0.1:1"
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            yield app, client
 
 
 @pytest.mark.mosquitto
 async def test_readyz_names_a_task_that_keeps_crashing_and_metrics_count_it(
     db_url: str, mosquitto: MosquittoServer
 ) -> None:
-    async with serving(Settings(database_url=db_url, mqtt_url=mosquitto.url)) as (app, client):
+    async with alertnet_api(db_url, mqtt_url=mosquitto.url) as client:
         ready = await eventually(
             lambda: client.get("/readyz"),
             lambda r: r.status_code == 200,
@@ -74,7 +60,7 @@ async def test_readyz_names_a_task_that_keeps_crashing_and_metrics_count_it(
         async def broken() -> None:
             raise RuntimeError("a bug in a loop")
 
-        runtime = app.state.runtime
+        runtime = client.runtime
         runtime.tasks.add("probe", broken)
         await eventually(
             lambda: runtime.metrics.registry.get_sample_value(
@@ -117,12 +103,12 @@ async def test_readyz_names_the_pipeline_while_an_uplink_waits_on_a_stuck_batch(
     async with unit_of_work(create_session_factory(engine)) as session:
         await create_device(session, eui=EUI, key=KEY)
     monkeypatch.setattr(health, "PIPELINE_STALLED_AFTER_S", 0.5)
-    async with serving(Settings(database_url=url, mqtt_url=NO_BROKER)) as (app, client):
+    async with alertnet_api(url) as client:
         lock = await engine.connect()
         transaction = await lock.begin()
         await lock.execute(text("SELECT id FROM devices FOR UPDATE"))
         press = Uplink.build(KEY, EUI, 1, EventCode.PANIC).to_bytes()
-        outcome = app.state.runtime.pipeline.submit(RawUplink(press, Transport.HTTP))
+        outcome = client.runtime.pipeline.submit(RawUplink(press, Transport.HTTP))
         stalled = await eventually(
             lambda: client.get("/readyz"),
             lambda r: r.json()["pipeline"].startswith("stalled"),

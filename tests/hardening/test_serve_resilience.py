@@ -184,7 +184,11 @@ async def test_an_overlong_gateway_header_does_not_stop_ingest(
             ack = decode_downlink(later.content)
             assert (ack.counter, ack.verify(KEY)) == (2, True)
             await _press_over_mqtt(mosquitto, 3)
-            await asyncio.sleep(0.5)  # a few more readiness answers after the presses
+            answered = len(readiness)
+            await eventually(
+                lambda: len(readiness) >= answered + 5,
+                awaiting="five more readiness answers after the presses",
+            )
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from alertnet.ingest.reconnect import BackoffSchedule
 from alertnet.metrics import Metrics
+from alertnet.reconnect import BackoffSchedule
 from alertnet.supervisor import FORCED_EXIT_STATUS, TaskState, TaskSupervisor
 from tests.support.polling import eventually
 

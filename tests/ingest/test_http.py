@@ -2,51 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alertnet.app import create_app
-from alertnet.config import Settings
 from alertnet.db import unit_of_work
 from alertnet.models import Alert, Device, Event, Quarantine
 from alertnet.protocol import AckState, EventCode, Uplink, decode_downlink_json
 from tests.auth.helpers import bearer, create_account, fast_password_hashing
 from tests.ingest.helpers import EUI, KEY
+from tests.support.asgi import AppClient
 from tests.support.factories import create_device
 
 __all__ = ["fast_password_hashing"]
 
-# Nothing listens on port 1: the MQTT ingest keeps retrying in the background, harmlessly.
-NO_BROKER = "mqtt://127.0.0.1:1"
-
-
-@pytest_asyncio.fixture
-async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=db_url, mqtt_url=NO_BROKER))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alertnet") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
-
 
 async def test_binary_press_gets_the_binary_ack(
-    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
     frame = bytes.fromhex("0170b3d57ed00012340000002a010057000033667bfe")  # DESIGN §2.1
-    response = await client.post(
+    response = await api.post(
         "/api/v1/uplinks", content=frame, headers={"content-type": "application/octet-stream"}
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.content.hex() == "8170b3d57ed00012340000002a01952c5ddb"  # DESIGN §2.2
-    again = await client.post("/api/v1/uplinks", content=frame)
+    again = await api.post("/api/v1/uplinks", content=frame)
     assert again.headers["x-alertnet-outcome"] == "duplicate"
     assert again.content == response.content
     async with session_factory() as session:
@@ -55,12 +38,12 @@ async def test_binary_press_gets_the_binary_ack(
 
 
 async def test_json_press_gets_the_json_ack(
-    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
     press = Uplink.build(KEY, EUI, 7, EventCode.FIRE, battery=50)
-    response = await client.post(
+    response = await api.post(
         "/api/v1/uplinks", content=press.to_json(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 200
@@ -70,30 +53,30 @@ async def test_json_press_gets_the_json_ack(
 
 
 async def test_bad_input_is_a_422_with_the_reason_and_is_quarantined(
-    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    response = await client.post("/api/v1/uplinks", content=b"\x01\x02")
+    response = await api.post("/api/v1/uplinks", content=b"\x01\x02")
     assert response.status_code == 422
     assert response.json()["error"] == "bad_length"
-    huge = await client.post("/api/v1/uplinks", content=b"{" * 100_000)
+    huge = await api.post("/api/v1/uplinks", content=b"{" * 100_000)
     assert huge.status_code == 413  # refused unread (DESIGN §14), so not quarantined
     unknown = Uplink.build(KEY, EUI, 1, EventCode.PANIC).to_bytes()
-    missing = await client.post("/api/v1/uplinks", content=unknown)
+    missing = await api.post("/api/v1/uplinks", content=unknown)
     assert (missing.status_code, missing.json()["error"]) == (422, "unknown_device")
     async with session_factory() as session:
         reasons = sorted((await session.scalars(select(Quarantine.reason))).all())
     assert reasons == ["bad_length", "unknown_device"]
 
 
-async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).status_code == 200
-    ready = await client.get("/readyz")
+async def test_health_and_metrics(api: AppClient) -> None:
+    assert (await api.get("/healthz")).status_code == 200
+    ready = await api.get("/readyz")
     assert ready.status_code == 503 and ready.json()["database"] == "ok"
     assert ready.json()["broker"] == "disconnected"
-    await client.post("/api/v1/uplinks", content=b"junk")
-    async with unit_of_work(client.app.state.runtime.session_factory) as session:  # type: ignore[attr-defined]
+    await api.post("/api/v1/uplinks", content=b"junk")
+    async with unit_of_work(api.runtime.session_factory) as session:
         admin = await create_account(session, "root", "admin")
-    metrics = (await client.get("/metrics", headers=bearer(admin))).text
+    metrics = (await api.get("/metrics", headers=bearer(admin))).text
     assert 'alertnet_uplinks_total{outcome="quarantined",transport="http"} 1.0' in metrics
 
 
@@ -105,7 +88,7 @@ async def press_via_gateway(
 
 
 async def test_the_gateway_header_counts_only_with_an_admin_token(
-    client: httpx.AsyncClient,
+    api: AppClient,
     session_factory: async_sessionmaker[AsyncSession],
     fast_password_hashing: None,
 ) -> None:
@@ -113,18 +96,18 @@ async def test_the_gateway_header_counts_only_with_an_admin_token(
         await create_device(session, eui=EUI, key=KEY)
         admin = await create_account(session, "root", "admin")
         dispatcher = await create_account(session, "disp", "dispatcher")
-    anonymous = await press_via_gateway(client, 1, {"x-alertnet-gateway": "gw-roof"})
+    anonymous = await press_via_gateway(api, 1, {"x-alertnet-gateway": "gw-roof"})
     assert anonymous.status_code == 200
     assert anonymous.headers["x-alertnet-gateway"] == "ignored"
     not_admin = await press_via_gateway(
-        client, 2, {"x-alertnet-gateway": "gw-roof", **bearer(dispatcher)}
+        api, 2, {"x-alertnet-gateway": "gw-roof", **bearer(dispatcher)}
     )
     assert not_admin.headers["x-alertnet-gateway"] == "ignored"
     async with session_factory() as session:
         assert (await session.scalars(select(Event.gateway_ids))).all() == ["", ""]
         assert await session.scalar(select(Device.last_gateway_id)) is None
     trusted = await press_via_gateway(
-        client, 3, {"x-alertnet-gateway": "gw-roof:1.b", **bearer(admin)}
+        api, 3, {"x-alertnet-gateway": "gw-roof:1.b", **bearer(admin)}
     )
     assert trusted.status_code == 200 and trusted.headers["x-alertnet-gateway"] == "used"
     async with session_factory() as session:
@@ -134,21 +117,21 @@ async def test_the_gateway_header_counts_only_with_an_admin_token(
 
 
 async def test_a_bad_gateway_header_is_a_400_and_stores_nothing(
-    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
     for bad in ("g" * 65, "gw 1", "gw/1", "gw;drop", "gw@1", ""):
-        response = await press_via_gateway(client, 1, {"x-alertnet-gateway": bad})
+        response = await press_via_gateway(api, 1, {"x-alertnet-gateway": bad})
         assert response.status_code == 400, bad
         body = response.json()
         assert (body["error"], body["code"]) == ("invalid_header", "invalid_header")
         assert "X-Alertnet-Gateway" in body["detail"]
     # A 121-character id once failed its batch and stopped ingest for good (issue 12).
-    too_long = await press_via_gateway(client, 1, {"x-alertnet-gateway": "g" * 121})
+    too_long = await press_via_gateway(api, 1, {"x-alertnet-gateway": "g" * 121})
     assert too_long.status_code == 400
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Event)) == 0
         assert await session.scalar(select(func.count()).select_from(Quarantine)) == 0
-    after = await press_via_gateway(client, 1, {})
+    after = await press_via_gateway(api, 1, {})
     assert after.status_code == 200 and after.headers["x-alertnet-outcome"] == "new"

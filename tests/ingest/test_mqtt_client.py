@@ -40,6 +40,15 @@ async def _publish(mosquitto: MosquittoServer, payloads: list[bytes]) -> None:
             await publisher.publish(TOPIC, payload, qos=1)
 
 
+async def _broker_has_read_all_sent(client: aiomqtt.Client) -> None:
+    """Return once the broker has taken every packet sent before (the PUBACKs above all).
+
+    The broker reads one connection's packets in order, so the SUBACK of a repeated
+    subscription (which changes nothing) answers only after it took what came before.
+    """
+    await client.subscribe(TOPIC, qos=1)
+
+
 def _ingest_client(mosquitto: MosquittoServer) -> aiomqtt.Client:
     login = mosquitto.alertnet_login(mqtt_client.MqttPurpose.INGEST)
     address = mqtt_client.BrokerAddress.parse(login.url)
@@ -57,14 +66,14 @@ async def test_unacked_messages_are_redelivered_and_acked_ones_are_not(
         first = await _receive(client, 3)
         assert [m.payload for m in first] == [b"one", b"two", b"three"]
         assert mqtt_client.ack(client, first[0])
-        await asyncio.sleep(0.2)  # let the PUBACK reach the broker before we leave
+        await _broker_has_read_all_sent(client)
 
     async with _ingest_client(mosquitto) as client:
         again = await _receive(client, 2)
         assert [m.payload for m in again] == [b"two", b"three"]
         for message in again:
             assert mqtt_client.ack(client, message)
-        await asyncio.sleep(0.2)
+        await _broker_has_read_all_sent(client)
 
     async with _ingest_client(mosquitto) as client:
         with pytest.raises(TimeoutError):

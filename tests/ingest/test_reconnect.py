@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, Backoff, BackoffSchedule, Reconnector
+from alertnet.reconnect import RECONNECT_SCHEDULE, Backoff, BackoffSchedule, Reconnector
 
 
 class SteppedClock:

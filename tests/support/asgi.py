@@ -27,8 +27,10 @@ CLIENT_ADDRESS: Final = ("127.0.0.1", 123)
 
 
 def app_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings of an in-process alertnet on ``database_url`` with no MQTT broker to reach."""
-    return Settings(database_url=database_url, mqtt_url=NO_BROKER, **overrides)
+    """Settings of an in-process alertnet on ``database_url``; no MQTT broker to reach unless
+    ``overrides`` name one (``mqtt_url=``)."""
+    overrides.setdefault("mqtt_url", NO_BROKER)
+    return Settings(database_url=database_url, **overrides)
 
 
 class AppClient(httpx.AsyncClient):

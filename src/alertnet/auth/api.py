@@ -1,5 +1,8 @@
 """Logging in and out: ``/api/v1/auth/login``, ``/logout`` and ``/me`` (DESIGN §5).
 
+The caller's view (``ActorOut``, also what ``/api/v1/users/me`` answers: ``alertnet.auth.me``)
+includes the language the user chose for the pages.
+
 A login issues an ordinary API token with a lifetime of one shift (``LOGIN_TTL_S``), returned
 in the body for API clients and set as the ``alertnet_session`` cookie for the web pages:
 HttpOnly (page scripts cannot read it), SameSite=Strict (other sites cannot make the browser
@@ -31,7 +34,7 @@ from alertnet.auth.deps import (
 from alertnet.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.auth.tokens import create_token, revoke_token_by_secret
-from alertnet.auth.users import authenticate
+from alertnet.auth.users import authenticate, stored_language
 from alertnet.errors import Unauthorized
 from alertnet.models import utcnow
 from alertnet.validation import SafeLine, SafeStr
@@ -57,15 +60,18 @@ class ActorOut(BaseModel):
     role: str
     post_id: int | None
     mahalla_id: int | None
+    # The language the user chose for the pages (DESIGN §11), null until they choose one.
+    language: str | None
 
     @classmethod
-    def of(cls, actor: Actor) -> ActorOut:
+    def of(cls, actor: Actor, *, language: str | None) -> ActorOut:
         return cls(
             user_id=actor.user_id,
             username=actor.username,
             role=actor.role.value,
             post_id=actor.post_id,
             mahalla_id=actor.mahalla_id,
+            language=language,
         )
 
 
@@ -125,7 +131,8 @@ async def login(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return LoginOut(token=token, expires_at=expires_at, **ActorOut.of(actor).model_dump())
+    actor_view = ActorOut.of(actor, language=user.language)
+    return LoginOut(token=token, expires_at=expires_at, **actor_view.model_dump())
 
 
 @router.post(
@@ -143,5 +150,5 @@ async def logout(
 
 
 @router.get("/me", summary="Who the token or session cookie belongs to")
-async def me(actor: CurrentUser) -> ActorOut:
-    return ActorOut.of(actor)
+async def me(actor: CurrentUser, session: DbSession) -> ActorOut:
+    return ActorOut.of(actor, language=await stored_language(session, actor.user_id))

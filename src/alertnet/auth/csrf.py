@@ -21,7 +21,7 @@ chose (login CSRF); a login with neither header is an API client and passes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
@@ -31,6 +31,8 @@ from alertnet.errors import Forbidden
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# A WebSocket handshake to ws://host:port is opened by the pages of http://host:port.
+PAGE_SCHEME_OF_WEBSOCKET: Final = {"ws": "http", "wss": "https"}
 
 
 class CrossOriginRequest(Forbidden):
@@ -57,8 +59,11 @@ def normalized_origin(url: str) -> str | None:
 
 
 def own_origin(connection: HTTPConnection) -> str | None:
-    """The origin this request was sent to (scheme from the transport, host from ``Host``)."""
-    return normalized_origin(f"{connection.url.scheme}://{connection.url.netloc}")
+    """The origin of alertnet's pages that may send this request: the scheme from the
+    transport, the host from ``Host``. A WebSocket handshake, addressed to ``ws://host:port``
+    (``wss``), comes from the pages of ``http://host:port`` (``https``)."""
+    scheme = PAGE_SCHEME_OF_WEBSOCKET.get(connection.url.scheme, connection.url.scheme)
+    return normalized_origin(f"{scheme}://{connection.url.netloc}")
 
 
 def cross_origin_reason(connection: HTTPConnection) -> str | None:

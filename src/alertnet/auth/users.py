@@ -32,11 +32,14 @@ from alertnet.auth.passwords import (
 from alertnet.auth.tokens import revoke_user_tokens
 from alertnet.db import write_lock
 from alertnet.errors import Conflict, InvalidInput, NotFound
+from alertnet.i18n import LANGUAGES, offered_language
 from alertnet.mahallas import get_mahalla_by_name
 from alertnet.models import Role, User
 from alertnet.posts.service import get_post_by_callsign
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,79}")
+# `/api/v1/users/me` is the caller's own account (alertnet.auth.me), so no user may be named so.
+RESERVED_USERNAMES = frozenset({"me"})
 # Roles that see and change everything: a guessed password costs the most there.
 PRIVILEGED_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER})
 
@@ -141,6 +144,8 @@ async def create_user(
             f"username {username!r} must be 1-80 letters, digits or . _ @ -, "
             "starting with a letter or digit"
         )
+    if username.lower() in RESERVED_USERNAMES:
+        raise InvalidInput(f"username {username!r} is reserved: /api/v1/users/me is one's own")
     user_role = parse_role(role)
     bindings = await resolve_bindings(session, user_role, post_callsign, mahalla_name)
     if password is not None and not demo:
@@ -275,3 +280,29 @@ async def set_role(
         change = await set_password(session, user, password)
     await session.flush()
     return change
+
+
+async def set_language(session: AsyncSession, user_id: int, language: str | None) -> User:
+    """Store the language ``user_id`` chose for the pages (None: follow the browser again).
+
+    InvalidInput for a language alertnet does not offer (``alertnet.i18n.LANGUAGES``).
+    """
+    stored = None
+    if language is not None:
+        stored = offered_language(language)
+        if stored is None:
+            raise InvalidInput(
+                f"unknown language {language!r} (one of {', '.join(LANGUAGES)}, or null)"
+            )
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    user.language = stored
+    await session.flush()
+    return user
+
+
+async def stored_language(session: AsyncSession, user_id: int) -> str | None:
+    """The language ``user_id`` chose for the pages, None when they have not chosen one."""
+    language: str | None = await session.scalar(select(User.language).where(User.id == user_id))
+    return language

@@ -7,7 +7,7 @@ module's port is open (``offline`` while it is unplugged, and as the connection'
 and downlinks from ``…/tx`` are written to the module as ``AT+SEND``. The port handling is
 ``alertnet.ingest.serial.ReyaxModule``, the same code alertnet's in-process bridges use, and
 the broker connection is re-made on the same schedule as alertnet's MQTT ingest
-(``alertnet.ingest.reconnect``).
+(``alertnet.reconnect``).
 
 Frames heard while the broker is unreachable wait in a bounded backlog and are published
 after the reconnect (alertnet turns any double publish into a duplicate). Bad serial lines
@@ -30,7 +30,6 @@ from alertnet.config import Settings
 from alertnet.errors import InvalidInput
 from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest.mqtt_client import BrokerAddress, gateway_login
-from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, BackoffSchedule, Reconnector
 from alertnet.ingest.serial import ReyaxModule
 from alertnet.metrics import Metrics
 from alertnet.protocol import (
@@ -46,6 +45,7 @@ from alertnet.protocol import (
     gw_tx_topic,
     parse_gateway_tx,
 )
+from alertnet.reconnect import RECONNECT_SCHEDULE, BackoffSchedule, Reconnector
 from alertnet.supervisor import TaskSupervisor
 
 __all__ = ["GatewayRelay", "main", "run_bridge"]

@@ -3,7 +3,7 @@
 One long-lived task per process. Each connection runs three things: the receive loop, which
 hands every message to the pipeline; the acker, which sends PUBACKs strictly in arrival order
 as their batches commit; and the downlink sender. On any broker error the connection is torn
-down and re-made on the shared reconnect schedule (``alertnet.ingest.reconnect``: attempts at
+down and re-made on the shared reconnect schedule (``alertnet.reconnect``: attempts at
 most 1 s apart in the first minute of an outage); the persistent session makes the broker
 redeliver whatever was not acknowledged, and the database turns those copies into duplicates.
 
@@ -26,7 +26,6 @@ from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest import mqtt_client
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.pipeline import Outcome, Pipeline, RawUplink
-from alertnet.ingest.reconnect import Reconnector
 from alertnet.metrics import Metrics
 from alertnet.models import Transport, utcnow
 from alertnet.protocol import (
@@ -41,6 +40,7 @@ from alertnet.protocol import (
     parse_gateway_rx,
     parse_topic,
 )
+from alertnet.reconnect import Reconnector
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Made by `serve --demo` (alertnet.demo): usable only while a server runs with --demo.
     demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The language the user chose for the pages (alertnet.i18n.LANGUAGES); None until they
+    # choose, and the pages then follow the browser's Accept-Language, then the default.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiToken(Base):

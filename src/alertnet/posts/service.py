@@ -3,7 +3,7 @@
 A new post starts ``off_duty``: only its tablet (the crew) declares it available. A location
 given at registration is stamped with the current time, like a tablet report. What a tablet
 reports later (position, duty status) can hand the post an alert, so it lives in
-``dispatch.actions``.
+``dispatch.duty``.
 """
 
 from __future__ import annotations

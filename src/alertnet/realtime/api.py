@@ -44,7 +44,6 @@ from typing import Final
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from alertnet.auth import csrf
@@ -69,9 +68,6 @@ CLOSE_FORBIDDEN: Final = 4403
 _CLOSE_INTERNAL: Final = 1011
 # A close frame's reason is at most 123 bytes.
 _MAX_REASON_BYTES: Final = 120
-
-# The origin of the pages that open a WebSocket to ws://host:port is http://host:port.
-PAGE_SCHEME_OF_WEBSOCKET: Final = {"ws": "http", "wss": "https"}
 
 PING: Final = json.dumps({"type": "stream.ping", "data": {}}, separators=(",", ":"))
 
@@ -127,22 +123,12 @@ def check_origin(websocket: WebSocket, credential: Credential | None) -> None:
     """
     if credential is None or credential.source is not CredentialSource.COOKIE:
         return
-    reason = csrf.cross_origin_reason(_as_page_origin_request(websocket))
+    reason = csrf.cross_origin_reason(websocket)
     if reason is not None:
         raise csrf.CrossOriginRequest(
             f"the session cookie cannot open this stream: {reason}; alertnet's pages open it "
             "from their own origin, other clients use ?token= or 'Authorization: Bearer'"
         )
-
-
-def _as_page_origin_request(websocket: WebSocket) -> HTTPConnection:
-    """The handshake seen with the scheme of the pages that may open it (ws: http, wss: https).
-
-    The handshake is addressed to ``ws://host:port``; a page of alertnet's own origin, which
-    ``Origin`` names, is ``http://host:port``.
-    """
-    scheme = PAGE_SCHEME_OF_WEBSOCKET.get(websocket.url.scheme, websocket.url.scheme)
-    return HTTPConnection({**websocket.scope, "scheme": scheme})
 
 
 @router.websocket("/api/v1/stream")

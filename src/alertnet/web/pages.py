@@ -27,7 +27,10 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from alertnet.auth.me import page_language
 from alertnet.errors import NotFound
+from alertnet.i18n import LANGUAGES
+from alertnet.web.tiles import tile_url
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 LEAFLET_DIR: Final = Path(leaflet.BASE_DIR)
@@ -104,6 +107,13 @@ def console_page() -> FileResponse:
 
 
 @router.get("/web/config.json")
-def web_config(request: Request) -> dict[str, Any]:
-    """What the pages need from the settings (the map's tile server for the console)."""
-    return {"tile_url": request.app.state.runtime.settings.tile_url}
+async def web_config(request: Request) -> dict[str, Any]:
+    """What the pages need from the settings (the map's tile server for the console) and the
+    language and time zone they show (DESIGN §11; ``alertnet.auth.me.page_language``)."""
+    settings = request.app.state.runtime.settings
+    return {
+        "tile_url": tile_url(request.app.state.runtime.settings),
+        "language": await page_language(request),
+        "languages": list(LANGUAGES),
+        "timezone": settings.timezone,
+    }

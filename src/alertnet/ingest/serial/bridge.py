@@ -18,10 +18,10 @@ from alertnet.gateways.registry import GatewayRegistry
 from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.pipeline import Disposition, Outcome, Pipeline, RawUplink
-from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, BackoffSchedule
 from alertnet.ingest.serial.module import ReyaxModule, SendResult
 from alertnet.models import Transport
 from alertnet.protocol import DecodeError, Reason, Received
+from alertnet.reconnect import RECONNECT_SCHEDULE, BackoffSchedule
 
 __all__ = ["SerialBridge"]
 

@@ -15,7 +15,6 @@ from collections import Counter
 from enum import StrEnum
 from typing import Protocol
 
-from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, BackoffSchedule
 from alertnet.ingest.serial.port import PortClosedError, SerialPort
 from alertnet.protocol import (
     DecodeError,
@@ -25,6 +24,7 @@ from alertnet.protocol import (
     format_send,
     parse_line,
 )
+from alertnet.reconnect import RECONNECT_SCHEDULE, BackoffSchedule
 
 __all__ = ["ModuleListener", "ReyaxModule", "SendResult"]
 

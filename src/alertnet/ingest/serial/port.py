@@ -2,7 +2,7 @@
 
 ``SerialPort`` reads a non-blocking pyserial port with ``loop.add_reader``, splits lines,
 writes through an outgoing buffer with ``loop.add_writer``, and re-opens the port on the
-shared reconnect schedule (``alertnet.ingest.reconnect``) when it vanishes: a read error, end
+shared reconnect schedule (``alertnet.reconnect``) when it vanishes: a read error, end
 of file, or the path gone or pointing at another device (a USB unplug, DESIGN §2.5). It knows
 nothing of what the lines mean; ``ReyaxModule`` (``module.py``) does.
 """
@@ -17,8 +17,8 @@ from typing import Final
 
 import serial
 
-from alertnet.ingest.reconnect import RECONNECT_SCHEDULE, BackoffSchedule, Reconnector
 from alertnet.protocol import LineSplitter
+from alertnet.reconnect import RECONNECT_SCHEDULE, BackoffSchedule, Reconnector
 
 __all__ = ["BAUDRATE", "PortClosedError", "SerialPort"]
 

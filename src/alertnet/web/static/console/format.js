@@ -1,7 +1,7 @@
 // How the console writes ages, durations, times, alert titles and post positions.
 
 import { ApiError, serverNow } from "../shared/api.js";
-import { formatClock, formatCountdown } from "../shared/format.js";
+import { formatClock, formatCountdown, formatDate, sameDay } from "../shared/format.js";
 import { LOCATION_MAX_AGE_MS } from "./state.js";
 import { hasText, label, t } from "./strings.js";
 
@@ -28,8 +28,9 @@ export function formatDuration(seconds, { short = false } = {}) {
 export function formatWhen(iso) {
   if (!iso) return "—";
   const when = new Date(iso);
-  const today = new Date(serverNow()).toDateString() === when.toDateString();
-  return today ? formatClock(iso) : `${when.toLocaleDateString()} ${formatClock(iso)}`;
+  if (Number.isNaN(when.getTime())) return "—";
+  const today = sameDay(new Date(serverNow()), when);
+  return today ? formatClock(iso) : `${formatDate(iso)} ${formatClock(iso)}`;
 }
 
 export function categoryLabel(category) {
@@ -77,7 +78,7 @@ export function countdownText(deadlineIso) {
 export function describeError(error) {
   if (error instanceof ApiError) {
     if (error.offline) return t("error.offline", { detail: error.detail });
-    return t("error.http", { detail: error.detail || error.error, status: error.status });
+    return t("error.http", { detail: error.message, status: error.status });
   }
   return String(error);
 }

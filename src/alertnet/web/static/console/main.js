@@ -6,7 +6,7 @@
 //   map.js     the Leaflet map               detail.js   the selected alert (history.js below)
 //   actions.js what a dispatcher does        alarm.js    the alarm for escalated alerts
 //   devices.js / posts.js / stats.js / tabs.js  the side panels
-//   strings.js every text shown (one catalog) format.js / widgets.js  shared pieces
+//   strings.js every text shown (per language) format.js / widgets.js  shared pieces
 //
 // Observers get the same page without any action (the server refuses them anyway) and only
 // their mahalla (the server scopes every read). For tests and curious operators,
@@ -14,6 +14,7 @@
 
 import { api } from "../shared/api.js";
 import { $, h } from "../shared/dom.js";
+import { mountLanguageSwitch } from "../shared/language.js";
 import { goToLogin, logout, requireLogin } from "../shared/session.js";
 import { acknowledge, alarm, updateAlarm } from "./alarm.js";
 import { select } from "./detail.js";
@@ -82,6 +83,7 @@ async function main() {
   wireControls();
   whenRendering(renderQueue, renderMap, renderPosts, updateAlarm);
   const me = await requireLogin();
+  mountLanguageSwitch({ signedIn: () => true, onError: (text) => say(text, "error") });
   S.me = me;
   S.canAct = me.role === "dispatcher" || me.role === "admin";
   document.body.dataset.role = me.role;

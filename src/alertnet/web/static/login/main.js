@@ -2,6 +2,7 @@
 // was going (?next=, a path on this site only), or to the page of the user's role.
 
 import { ApiError } from "../shared/api.js";
+import { carryChoiceToUser, mountLanguageSwitch } from "../shared/language.js";
 import { login, safeNext } from "../shared/session.js";
 import { applyStrings, t } from "./strings.js";
 
@@ -21,12 +22,15 @@ function destination(user) {
 
 function refusal(error) {
   if (error instanceof ApiError && error.status === 401) return t("login.wrong");
-  if (error instanceof ApiError && error.status === 429) return t("login.too-many", { detail: error.detail });
+  if (error instanceof ApiError && error.status === 429) {
+    return error.retryAfterS ? t("login.too-many", { count: error.retryAfterS }) : t("login.too-many-later");
+  }
   if (error instanceof ApiError && error.offline) return t("login.offline");
-  return error instanceof ApiError ? error.detail : String(error);
+  return error instanceof ApiError ? error.message : String(error);
 }
 
 applyStrings();
+mountLanguageSwitch({ onError: showError });
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -40,6 +44,7 @@ form.addEventListener("submit", async (event) => {
   errorBox.hidden = true;
   try {
     const user = await login(username, password);
+    await carryChoiceToUser(user);
     location.replace(destination(user));
   } catch (error) {
     form.password.value = "";

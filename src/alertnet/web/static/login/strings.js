@@ -1,24 +1,10 @@
-// Every text the login page shows, by key (English); the languages work replaces this
-// catalog with one per language.
+// Every text the login page shows comes from the "shared" and "login" sections of
+// /static/i18n/<language>.json (English is the source of the keys; uz and ru translate it).
+// The page's HTML names its texts with data-i18n attributes and the modules ask t(key,
+// params). This module finishes loading only once the catalog of the page's language is in.
 
-import { useCatalog } from "../shared/i18n.js";
-import { SHARED_STRINGS } from "../shared/strings.js";
+import { startLanguage } from "../shared/i18n.js";
 
-export const LANGUAGE = "en";
-
-export const STRINGS = {
-  ...SHARED_STRINGS,
-  "page.title": "alertnet — log in",
-  "page.intro": "City emergency network — log in to continue.",
-  "page.username": "Username",
-  "page.password": "Password",
-  "page.submit": "Log in",
-  "login.missing": "Enter your username and password.",
-  "login.wrong": "Wrong username or password.",
-  "login.too-many": "Too many attempts. {detail}",
-  "login.offline": "No connection to alertnet. Check the network and try again.",
-};
-
-useCatalog(STRINGS, LANGUAGE);
+await startLanguage("login", { beforeLogin: true });
 
 export { applyStrings, t } from "../shared/i18n.js";

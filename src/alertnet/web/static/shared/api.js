@@ -1,20 +1,30 @@
 // alertnet's HTTP API for the pages: api(path, {method, body}) → parsed JSON (null for 204).
 //
-// Failures throw ApiError with .status, .error and .detail from alertnet's {"error", "detail"}
-// body (status 0: no connection or no answer in time). A 401 also fires
+// Failures throw ApiError with .status, .code and .detail from alertnet's {"error", "detail",
+// "code"} body (status 0: no connection or no answer in time); its .message is what a person
+// reads: the catalog's "api-error.<code>" text in the page's language where there is one,
+// else the English detail. A 401 also fires
 // "alertnet:unauthorized" on window, so a page can send the user to /login.
 // serverNow() is this clock corrected by the Date header of the answers: countdowns to the
 // server's deadlines use it.
 
-import { t } from "./i18n.js";
+import { hasText, t } from "./i18n.js";
+
+function readable(code, detail, status) {
+  const key = `api-error.${code}`;
+  if (code && hasText(key)) return t(key);
+  return detail || code || `HTTP ${status}`;
+}
 
 export class ApiError extends Error {
-  constructor(status, error, detail) {
-    super(detail || error || `HTTP ${status}`);
+  constructor(status, code, detail, { retryAfterS = null } = {}) {
+    super(readable(code, detail, status));
     this.name = "ApiError";
     this.status = status;
-    this.error = error;
+    this.code = code;
+    this.error = code;
     this.detail = detail;
+    this.retryAfterS = retryAfterS;
   }
 
   get offline() {
@@ -69,10 +79,12 @@ export async function api(path, { method = "GET", body, timeoutMs = 15000 } = {}
     }
   }
   if (!response.ok) {
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
     const error = new ApiError(
       response.status,
-      payload && payload.error ? payload.error : `http_${response.status}`,
+      payload && (payload.code || payload.error) ? payload.code || payload.error : `http_${response.status}`,
       payload && payload.detail ? payload.detail : response.statusText,
+      { retryAfterS: Number.isFinite(retryAfter) ? retryAfter : null },
     );
     if (response.status === 401) {
       window.dispatchEvent(new CustomEvent("alertnet:unauthorized", { detail: error }));

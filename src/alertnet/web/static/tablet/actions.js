@@ -44,7 +44,7 @@ export function accept() {
       toast(t("action.accepted"));
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
-        endOffer(t("action.too-late", { detail: error.detail }), { error: true });
+        endOffer(t("action.too-late", { detail: error.message }), { error: true });
         return;
       }
       throw error;
@@ -62,7 +62,7 @@ export function decline(reason) {
       toast(t("action.declined"));
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
-        endOffer(t("action.already-ended", { detail: error.detail }));
+        endOffer(t("action.already-ended", { detail: error.message }));
         return;
       }
       throw error;

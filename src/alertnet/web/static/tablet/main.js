@@ -5,17 +5,18 @@
 //   offer.js     the offer and the alert held    actions.js   what the crew does
 //   location.js  position reports while on duty screen.js    keeping the screen on
 //   view.js      drawing the state               alarm.js     the offer's tone and vibration
-//   messages.js  toasts, errors, form resets     strings.js   every text shown (one catalog)
+//   messages.js  toasts, errors, form resets     strings.js   every text shown (the language's catalog)
 //
 // For tests and field debugging from the browser console, window.alertnetTablet exposes the
 // state, the position reports and the stream.
 
 import { $ } from "../shared/dom.js";
+import { mountLanguageSwitch } from "../shared/language.js";
 import { goToLogin, requireLogin } from "../shared/session.js";
 import { accept, arrive, closeAlert, decline, setStatus, signOut } from "./actions.js";
 import { alarm } from "./alarm.js";
 import { watchPosition } from "./location.js";
-import { describeError, fatal, formError, hideToast, resetCloseForm, resetOfferForms } from "./messages.js";
+import { describeError, fatal, formError, hideToast, resetCloseForm, resetOfferForms, toast } from "./messages.js";
 import { syncWakeLock } from "./screen.js";
 import { geo, link, state } from "./state.js";
 import { applyStrings, label, t } from "./strings.js";
@@ -109,6 +110,7 @@ async function main() {
     $("#view-loading").hidden = true;
     return;
   }
+  mountLanguageSwitch({ signedIn: () => true, onError: (text) => toast(text, { error: true }) });
   state.user = user;
   startStream();
   render();

@@ -26,7 +26,7 @@ export function hideToast() {
 export function describeError(error) {
   if (error instanceof ApiError) {
     if (error.offline) return t("action.no-connection");
-    return error.detail || error.error;
+    return error.message;
   }
   return String(error);
 }

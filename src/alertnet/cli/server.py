@@ -1,0 +1,93 @@
+"""``alertnet migrate`` and ``alertnet serve``: the schema brought up to date, and the server
+(API, ingest, dispatcher) run in the foreground, optionally on a seeded demo city."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alertnet import __version__
+from alertnet.cli.common import EXIT_OK, display_url, in_transaction, migrate_database
+from alertnet.config import Settings
+
+if TYPE_CHECKING:
+    from alertnet.cli.common import Commands
+
+
+def add_commands(commands: Commands) -> None:
+    """``migrate`` and ``serve``."""
+    command = commands.add_parser("migrate", help="bring the database schema up to date")
+    command.set_defaults(handler=_migrate)
+
+    command = commands.add_parser("serve", help="run the API, ingest and dispatcher")
+    command.add_argument("--host", default="127.0.0.1")
+    command.add_argument("--port", type=int, default=8000)
+    command.add_argument(
+        "--demo",
+        action="store_true",
+        help="migrate and seed a demo city with logins (DEMO ONLY)",
+    )
+    command.set_defaults(handler=_serve)
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    migrate_database(settings)
+    print(f"migrated {display_url(settings.database_url)} to the latest schema")
+    return EXIT_OK
+
+
+def _console_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/console"
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.demo import DemoLogins, DemoMode, apply_demo_mode, seed_demo
+
+    # Only the flag turns the demo on: demo logins and keys work only while it is given.
+    settings = settings.model_copy(update={"demo": args.demo})
+    if args.demo:
+        # A demo must work on an empty database, so it brings the schema up to date first.
+        migrate_database(settings)
+
+    async def prepare(session: AsyncSession) -> tuple[DemoLogins | None, DemoMode]:
+        logins = await seed_demo(session) if args.demo else None
+        return logins, await apply_demo_mode(session, enabled=args.demo)
+
+    logins, mode = in_transaction(settings, prepare)
+
+    import uvicorn
+
+    from alertnet.app import HTTP_DRAIN_S, SHUTDOWN_DEADLINE_S, create_app
+
+    app = create_app(settings, shutdown_deadline_s=SHUTDOWN_DEADLINE_S)
+    print(f"alertnet {__version__}: console at {_console_url(args.host, args.port)}")
+    if logins is not None:
+        if not logins.created:
+            print("the database already holds the demo city; seeding skipped")
+        print("demo logins (DEMO ONLY, never on a real network):")
+        for login in logins.logins:
+            bound = f" ({login.bound_to})" if login.bound_to else ""
+            print(f"  {login.username:<12} {login.password:<16} {login.role}{bound}")
+    elif mode.devices or mode.users:
+        print(
+            f"serving without --demo: disabled {mode.devices} demo devices and {mode.users} "
+            f"demo accounts ({mode.revoked_tokens} tokens revoked)"
+        )
+    sys.stdout.flush()
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=HTTP_DRAIN_S,
+    )
+    return EXIT_OK

@@ -1,0 +1,14 @@
+"""Fixtures of this test package: see ``tests.auth.helpers``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.auth.helpers import fast_password_hashing
+
+__all__ = ["fast_password_hashing"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(fast_password_hashing: None) -> None:
+    """The API tests here create accounts; see ``fast_password_hashing``."""
