@@ -268,7 +268,9 @@ async def withdraw(
 ) -> list[StateNotice]:
     """A dispatcher withdraws a pending offer; the alert goes to the next nearest post.
 
-    Not a refusal: it does not count towards escalation.
+    Not a refusal: it does not count towards escalation and pauses nothing. Only this move
+    passes the post over (the dispatcher took the alert from it); later passes and rounds may
+    offer it the alert again.
     """
     now = now or utcnow()
     notices: list[StateNotice] = []
@@ -278,8 +280,10 @@ async def withdraw(
     await withdraw_offer(
         session, alert, offer, notices, why=f"withdrawn by {actor}", actor=actor, now=now
     )
-    await offer_or_escalate(session, alert, notices, now=now, policy=policy)
-    await serve_post(session, offer.post_id, notices, now=now, policy=policy)
+    await offer_or_escalate(
+        session, alert, notices, now=now, policy=policy, passing_over=offer.post_id
+    )
+    await serve_post(session, offer.post_id, notices, now=now, policy=policy, passing_over=alert.id)
     return notices
 
 

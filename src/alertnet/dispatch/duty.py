@@ -82,7 +82,7 @@ async def post_unavailable(
     await withdraw_offer(
         session, alert, offer, notices, why="post went off duty", actor=actor, now=now
     )
-    await offer_or_escalate(session, alert, notices, now=now, policy=policy)
+    await offer_or_escalate(session, alert, notices, now=now, policy=policy, passing_over=post_id)
     return notices
 
 

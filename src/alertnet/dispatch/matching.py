@@ -3,9 +3,18 @@ re-serve offers. Actions and queue passes are built from these; each step works 
 caller has locked (``dispatch.locks``) and collects device notices for after the commit.
 
 Eligible post for an alert (numbers in ``DispatchPolicy``): status ``available``, a location
-fresh enough and within reach, never offered this alert before (any earlier offer row,
-whatever its fate), holding neither a pending offer nor an accepted/on-scene alert. Nearest
-first by great-circle distance.
+fresh enough and within reach, holding neither a pending offer nor an accepted/on-scene alert,
+and not paused for this alert: a post that declined it is not asked again for
+``decline_pause_s``, one whose offer of it expired for ``expiry_pause_s``; a withdrawn offer
+pauses nothing. Nearest first by great-circle distance.
+
+A refusal (decline or expiry) sends the alert to the next nearest post, or to ``escalated``
+once ``max_refusals`` is reached. An escalated alert is offered in rounds, one eligible post
+per round (``queue.dispatch_waiting``, ``serve_post``); a refusal in a round returns it to
+``escalated`` at once.
+
+Real before drill: a post is not offered a drill while it is eligible for a real alert that
+waits (``new`` or ``escalated``).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,7 +35,16 @@ from alertnet.dispatch.locks import lock_alert
 from alertnet.dispatch.notifier import StateNotice
 from alertnet.dispatch.policy import ACTIVE_STATES, WAITING_STATES, DispatchPolicy
 from alertnet.dispatch.views import feed_post, offer_message
-from alertnet.models import Alert, AlertCategory, AlertState, Offer, OfferState, Post, PostStatus
+from alertnet.models import (
+    Alert,
+    AlertAudit,
+    AlertCategory,
+    AlertState,
+    Offer,
+    OfferState,
+    Post,
+    PostStatus,
+)
 from alertnet.protocol import AckState
 from alertnet.realtime.feed import FeedMessage, append
 
@@ -78,6 +96,56 @@ def post_is_free(post_id: Any) -> ColumnElement[bool]:
     return and_(
         ~exists().where(offer.post_id == post_id, offer.state == OfferState.PENDING),
         ~exists().where(held.post_id == post_id, held.state.in_(ACTIVE_STATES)),
+    )
+
+
+def refusal_pause(
+    alert_id: Any, post_id: Any, now: datetime, policy: DispatchPolicy
+) -> ColumnElement[bool]:
+    """SQL: at ``now`` the post is paused for the alert, having declined it or let an offer of
+    it expire too recently (``DispatchPolicy.decline_pause_s`` / ``expiry_pause_s``).
+
+    Every table but its own offers alias is correlated, however deep the enclosing query puts
+    the alert and post columns.
+    """
+    offer = aliased(Offer)
+    pause = exists().where(
+        offer.alert_id == alert_id,
+        offer.post_id == post_id,
+        or_(
+            and_(
+                offer.state == OfferState.DECLINED,
+                offer.decided_at > policy.declined_pause_since(now),
+            ),
+            and_(
+                offer.state == OfferState.EXPIRED,
+                offer.decided_at > policy.expired_pause_since(now),
+            ),
+        ),
+    )
+    return pause.correlate_except(offer)
+
+
+async def owed_a_real_alert(
+    session: AsyncSession, post: Post, now: datetime, policy: DispatchPolicy
+) -> bool:
+    """Whether the (claimed) post is eligible for some waiting real alert: then it gets no
+    drill."""
+    if post.lat is None or post.lon is None:
+        return False
+    box = bounding_box(post.lat, post.lon, policy.max_distance_m)
+    rows = await session.execute(
+        select(Alert.lat, Alert.lon).where(
+            Alert.state.in_(WAITING_STATES),
+            Alert.category != AlertCategory.TROUBLE,
+            Alert.drill.is_(False),
+            Alert.lat.between(box.min_lat, box.max_lat),
+            Alert.lon.between(box.min_lon, box.max_lon),
+            ~refusal_pause(Alert.id, post.id, now, policy),
+        )
+    )
+    return any(
+        haversine_m(lat, lon, post.lat, post.lon) <= policy.max_distance_m for lat, lon in rows
     )
 
 
@@ -167,16 +235,30 @@ async def make_offer(
     return offer
 
 
-async def asked_posts(session: AsyncSession, alert_ids: Sequence[int]) -> dict[int, set[int]]:
-    """``{alert_id: {post ids it was ever offered to}}``: those posts are never eligible again."""
-    asked: dict[int, set[int]] = {alert_id: set() for alert_id in alert_ids}
+async def paused_posts(
+    session: AsyncSession, alert_ids: Sequence[int], now: datetime, policy: DispatchPolicy
+) -> dict[int, set[int]]:
+    """``{alert_id: {post ids paused for it at now}}``: they refused it too recently."""
+    paused: dict[int, set[int]] = {alert_id: set() for alert_id in alert_ids}
     if alert_ids:
         rows = await session.execute(
-            select(Offer.alert_id, Offer.post_id).where(Offer.alert_id.in_(alert_ids))
+            select(Offer.alert_id, Offer.post_id).where(
+                Offer.alert_id.in_(alert_ids),
+                or_(
+                    and_(
+                        Offer.state == OfferState.DECLINED,
+                        Offer.decided_at > policy.declined_pause_since(now),
+                    ),
+                    and_(
+                        Offer.state == OfferState.EXPIRED,
+                        Offer.decided_at > policy.expired_pause_since(now),
+                    ),
+                ),
+            )
         )
         for alert_id, post_id in rows:
-            asked[alert_id].add(post_id)
-    return asked
+            paused[alert_id].add(post_id)
+    return paused
 
 
 async def offer_or_escalate(
@@ -187,22 +269,29 @@ async def offer_or_escalate(
     now: datetime,
     policy: DispatchPolicy,
     free: dict[int, FreePost] | None = None,
-    asked: set[int] | None = None,
+    paused: set[int] | None = None,
+    passing_over: int | None = None,
 ) -> bool:
-    """Offer a locked new/escalated alert to its nearest eligible post.
+    """Offer a locked new/escalated alert to its nearest eligible post (for an escalated alert,
+    that offer is one round).
 
     With none, a new alert is escalated; an escalated one stays where it is. ``free`` is a
-    pass-wide hint of free posts, updated as posts are taken; ``asked`` the posts this alert
-    was ever offered to (read here when not given). True when an offer was made.
+    pass-wide hint of free posts, updated as posts are taken; ``paused`` the posts paused for
+    this alert at ``now`` (read here when not given); ``passing_over`` a post this one move
+    skips without a pause (its offer was just withdrawn). True when an offer was made.
     """
     if free is None:
         free = await free_posts(session, now, policy, near=alert)
     candidates: list[tuple[FreePost, float]] = []
     if free:
-        if asked is None:
-            asked = (await asked_posts(session, [alert.id]))[alert.id]
+        if paused is None:
+            paused = (await paused_posts(session, [alert.id], now, policy))[alert.id]
         candidates = nearest(
-            [post for post_id, post in free.items() if post_id not in asked],
+            [
+                post
+                for post_id, post in free.items()
+                if post_id not in paused and post_id != passing_over
+            ],
             alert.lat,
             alert.lon,
             max_distance_m=policy.max_distance_m,
@@ -214,6 +303,9 @@ async def offer_or_escalate(
             continue
         distance_m = haversine_m(alert.lat, alert.lon, post.lat, post.lon)
         if distance_m > policy.max_distance_m:  # it moved since the hint was read
+            continue
+        if alert.drill and await owed_a_real_alert(session, post, now, policy):
+            free[candidate.id] = candidate  # still free for the real alert it is owed
             continue
         await make_offer(
             session,
@@ -247,9 +339,12 @@ async def serve_post(
     *,
     now: datetime,
     policy: DispatchPolicy,
+    passing_over: int | None = None,
 ) -> bool:
     """A post may have become eligible: offer it the waiting alert that ranks first (highest
-    priority, then oldest) among those within reach that it was never offered."""
+    priority, then oldest) among those within reach that it is not paused for, other than
+    ``passing_over`` (an alert just withdrawn from it). Real alerts rank before drills, and a
+    post that is within reach of a waiting real alert gets no drill."""
     post = await claim_post(session, post_id, now, policy)
     if post is None or post.lat is None or post.lon is None:
         return False
@@ -258,21 +353,27 @@ async def serve_post(
     # hide alerts this post will not take from the engines' SKIP LOCKED scans.
     candidates = (
         await session.execute(
-            select(Alert.id, Alert.lat, Alert.lon)
+            select(Alert.id, Alert.lat, Alert.lon, Alert.drill)
             .where(
                 Alert.state.in_(WAITING_STATES),
                 Alert.category != AlertCategory.TROUBLE,
                 Alert.lat.between(box.min_lat, box.max_lat),
                 Alert.lon.between(box.min_lon, box.max_lon),
-                ~exists().where(Offer.alert_id == Alert.id, Offer.post_id == post_id),
+                ~refusal_pause(Alert.id, post_id, now, policy),
             )
-            .order_by(Alert.priority.desc(), Alert.opened_at, Alert.id)
+            .order_by(Alert.drill, Alert.priority.desc(), Alert.opened_at, Alert.id)
             .limit(_SERVE_POST_SCAN)
         )
     ).all()
-    for alert_id, lat, lon in candidates:
+    owed_real = False
+    for alert_id, lat, lon, drill in candidates:
+        if alert_id == passing_over:
+            continue
         if haversine_m(lat, lon, post.lat, post.lon) > policy.max_distance_m:
             continue
+        if drill and owed_real:
+            break
+        owed_real = owed_real or not drill
         alert = await lock_alert(session, alert_id, skip_locked=True)
         if alert is None or alert.state not in WAITING_STATES:
             continue
@@ -292,6 +393,17 @@ async def serve_post(
     return False
 
 
+async def offered_from_escalated(session: AsyncSession, alert_id: int) -> bool:
+    """Whether the alert's current offer was made while it was escalated (a round)."""
+    from_state = await session.scalar(
+        select(AlertAudit.from_state)
+        .where(AlertAudit.alert_id == alert_id, AlertAudit.to_state == AlertState.OFFERED)
+        .order_by(AlertAudit.id.desc())
+        .limit(1)
+    )
+    return from_state == AlertState.ESCALATED
+
+
 async def refuse(
     session: AsyncSession,
     alert: Alert,
@@ -304,12 +416,17 @@ async def refuse(
     now: datetime,
     policy: DispatchPolicy,
 ) -> bool:
-    """Record a decline or a timeout; True when the alert is back to ``new`` for the next post."""
+    """Record a decline or a timeout; True when the alert is back to ``new`` for the next post.
+
+    It goes back to ``escalated`` instead once ``max_refusals`` is reached, or at once when the
+    refused offer was a round of an escalated alert.
+    """
+    round_refused = await offered_from_escalated(session, alert.id)
     offer.state = offer_state
     offer.decided_at = now
     offer.reason = why
     alert.refusal_count += 1
-    escalate = alert.refusal_count >= policy.max_refusals
+    escalate = round_refused or alert.refusal_count >= policy.max_refusals
     feed: list[FeedMessage] = []
     await move_alert(
         session,

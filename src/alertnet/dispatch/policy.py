@@ -33,10 +33,17 @@ class DispatchPolicy:
     location_max_age_s: float = 300.0
     max_distance_m: float = 10_000.0
     max_refusals: int = 3
+    # A post that refused an alert is not asked for that same alert again for a while: longer
+    # after a decline (it said no) than after an expired offer (it may simply have missed it).
+    # A dispatcher's withdraw is not a refusal and pauses nothing.
+    decline_pause_s: float = 600.0
+    expiry_pause_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.offer_timeout_s <= 0 or self.location_max_age_s <= 0:
             raise ValueError("timeouts must be positive")
+        if self.decline_pause_s < 0 or self.expiry_pause_s < 0:
+            raise ValueError("pauses must not be negative")
         if self.max_distance_m <= 0 or self.max_refusals < 1:
             raise ValueError("max_distance_m and max_refusals must be positive")
 
@@ -47,6 +54,15 @@ class DispatchPolicy:
     def location_fresh_after(self, now: datetime) -> datetime:
         """A post whose location is older than this is not eligible at ``now``."""
         return now - timedelta(seconds=self.location_max_age_s)
+
+    def declined_pause_since(self, now: datetime) -> datetime:
+        """A post that declined an alert after this instant is not asked it again at ``now``."""
+        return now - timedelta(seconds=self.decline_pause_s)
+
+    def expired_pause_since(self, now: datetime) -> datetime:
+        """A post whose offer of an alert expired after this instant is not asked it again at
+        ``now``."""
+        return now - timedelta(seconds=self.expiry_pause_s)
 
     def offer_deadline_at(self, offered_at: datetime) -> datetime:
         return offered_at + timedelta(seconds=self.offer_timeout_s)

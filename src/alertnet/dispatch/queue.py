@@ -21,10 +21,11 @@ from alertnet.dispatch.locks import claim_rows, lock_offer
 from alertnet.dispatch.matching import (
     ENGINE_ACTOR,
     FreePost,
-    asked_posts,
     free_posts,
     offer_or_escalate,
+    paused_posts,
     post_is_free,
+    refusal_pause,
     refuse,
 )
 from alertnet.dispatch.notifier import StateNotice
@@ -64,8 +65,8 @@ class BatchResult:
 def _servable(
     free: dict[int, FreePost], now: datetime, policy: DispatchPolicy
 ) -> ColumnElement[bool]:
-    """SQL, correlated to the alert row: some free post has it within reach (by box) and was
-    never offered it. One statement text whatever the posts, so it stays a cached plan."""
+    """SQL, correlated to the alert row: some free post has it within reach (by box) and is not
+    paused for it. One statement text whatever the posts, so it stays a cached plan."""
     widest_lat = max(abs(post.lat) for post in free.values())
     dlat, dlon = half_extent_deg(widest_lat, policy.max_distance_m)
     return exists().where(
@@ -74,7 +75,7 @@ def _servable(
         Alert.lat.between(Post.lat - dlat, Post.lat + dlat),
         Alert.lon.between(Post.lon - dlon, Post.lon + dlon),
         post_is_free(Post.id),
-        ~exists().where(Offer.alert_id == Alert.id, Offer.post_id == Post.id),
+        ~refusal_pause(Alert.id, Post.id, now, policy),
     )
 
 
@@ -121,8 +122,8 @@ async def dispatch_waiting(
     if after is not None:
         query = query.where(_after(after))
     if AlertState.ESCALATED in wanted:
-        # Only escalated alerts that some free post could take: within its reach and never
-        # offered to it. An escalated queue no free post can serve then costs one query.
+        # Only escalated alerts that some free post could take: within its reach and not
+        # paused for it. An escalated queue no free post can serve then costs one query.
         query = query.where(or_(Alert.state == AlertState.NEW, _servable(free, now, policy)))
     query = (
         query.order_by(Alert.priority.desc(), Alert.opened_at, Alert.id)
@@ -130,7 +131,9 @@ async def dispatch_waiting(
         .with_for_update(skip_locked=True)
     )
     alerts = [row[0] for row in await claim_rows(session, query)]
-    asked = await asked_posts(session, [alert.id for alert in alerts]) if free else {}
+    paused = (
+        await paused_posts(session, [alert.id for alert in alerts], now, policy) if free else {}
+    )
     for alert in alerts:
         if alert.state not in wanted:
             continue
@@ -141,7 +144,7 @@ async def dispatch_waiting(
             now=now,
             policy=policy,
             free=free,
-            asked=asked.get(alert.id, set()),
+            paused=paused.get(alert.id, set()),
         )
         result.handled += 1
     if len(alerts) == limit:
@@ -205,7 +208,11 @@ async def expire_due(
     # Re-offer only once every claimed offer is settled, so the posts they held are free again.
     if back_to_new:
         free = await free_posts(session, now, policy)
-        asked = await asked_posts(session, [alert.id for alert in back_to_new]) if free else {}
+        paused = (
+            await paused_posts(session, [alert.id for alert in back_to_new], now, policy)
+            if free
+            else {}
+        )
         for alert in back_to_new:
             await offer_or_escalate(
                 session,
@@ -214,6 +221,6 @@ async def expire_due(
                 now=now,
                 policy=policy,
                 free=free,
-                asked=asked.get(alert.id, set()),
+                paused=paused.get(alert.id, set()),
             )
     return result
