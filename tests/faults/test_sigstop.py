@@ -27,7 +27,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto, pytest.mark.slow]
 DEVICES = 10
 WARM_UP_PRESSES = 40
 PRESSES_AFTER = 40
-FROZEN_S = 4.0
+#: Long enough that a probe lands in the window checked below whatever its phase: the window is
+#: FROZEN_S minus the probe's timeout (2 s), and one probe cycle while frozen takes the timeout
+#: plus the interval (2.05 s); 4 s left a window of 2 s, which a probe could straddle.
+FROZEN_S = 5.0
 
 
 async def test_sigstop_sigcont_during_presses(
