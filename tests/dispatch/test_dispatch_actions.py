@@ -77,7 +77,7 @@ async def test_decline_of_an_answered_offer_is_a_conflict(session_factory: Sessi
 
 async def test_arrive_and_close_rules(session_factory: SessionFactory) -> None:
     alert_id, ids = await _offered(session_factory, ("A", 0, 100), ("B", 0, 2_000))
-    with pytest.raises(IllegalTransition):  # offered, not accepted yet
+    with pytest.raises(Forbidden):  # offered, not accepted yet: A does not hold it
         async with unit_of_work(session_factory) as session:
             await actions.arrive(session, alert_id, ids["A"], "post:A", now=at(1))
     with pytest.raises(IllegalTransition):
@@ -104,6 +104,28 @@ async def test_arrive_and_close_rules(session_factory: SessionFactory) -> None:
     alert = await get_alert(session_factory, alert_id)
     assert (alert.state, alert.on_scene_at) == ("closed", None)
     await assert_invariants(session_factory)
+
+
+async def test_arrive_tells_a_post_nothing_about_alerts_it_does_not_hold(
+    session_factory: SessionFactory,
+) -> None:
+    """Issue 12: ``arrive`` by a post that does not hold the alert revealed its state (409
+    "alert N is closed ..."); ownership is now checked first, the same way for every alert."""
+    alert_id, ids = await _offered(session_factory, ("A", 0, 100), ("B", 0, 2_000))
+    offer = await pending_offer(session_factory, alert_id)
+    assert offer is not None
+    async with unit_of_work(session_factory) as session:
+        await actions.accept(session, offer.id, ids["A"], "post:A", now=at(1))
+    async with unit_of_work(session_factory) as session:
+        await actions.close(session, alert_id, ids["A"], "other", None, "post:A", now=at(2))
+    answers = []
+    for probed in (alert_id, alert_id + 1_000):  # a closed alert of another post; no alert
+        with pytest.raises(Forbidden) as refused:
+            async with unit_of_work(session_factory) as session:
+                await actions.arrive(session, probed, ids["B"], "post:B", now=at(3))
+        answers.append(str(refused.value).replace(str(probed), "N"))
+    assert answers[0] == answers[1]
+    assert "closed" not in answers[0]
 
 
 async def test_assign_a_post_that_is_not_the_nearest(session_factory: SessionFactory) -> None:

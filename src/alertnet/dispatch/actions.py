@@ -155,14 +155,16 @@ async def arrive(
     *,
     now: datetime | None = None,
 ) -> list[StateNotice]:
-    """The post holding the alert is on scene."""
+    """The post holding the alert is on scene.
+
+    Ownership is checked first and answers alike for an alert that is absent or held by
+    nobody or another post, so a post learns nothing of alerts that are not its own.
+    """
     now = now or utcnow()
     notices: list[StateNotice] = []
     alert = await lock_alert(session, alert_id)
-    if alert is None:
-        raise NotFound(f"alert {alert_id} not found")
-    if alert.state in ACTIVE_STATES and alert.post_id != post_id:
-        raise Forbidden(f"alert {alert_id} is held by another post")
+    if alert is None or alert.post_id != post_id:
+        raise Forbidden(f"alert {alert_id} is not held by this post")
     await move_alert(
         session, alert, AlertState.ON_SCENE, notices, actor=actor, reason="arrived", now=now
     )
