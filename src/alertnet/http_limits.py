@@ -24,15 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alertnet.errors import PayloadTooLarge, error_body
 
 KiB: Final = 1024
-MiB: Final = 1024 * KiB
 
 UPLINK_MAX_BODY_BYTES: Final = 4 * KiB
 API_MAX_BODY_BYTES: Final = 64 * KiB
-CSV_IMPORT_MAX_BODY_BYTES: Final = 10 * MiB
 
 UPLINKS_PATH: Final = "/api/v1/uplinks"
-# The HTTP form of `alertnet device import FILE.csv` (DESIGN §5, §14).
-DEVICE_IMPORT_PATH: Final = "/api/v1/devices/import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +39,6 @@ class BodyLimits:
     by_path: Mapping[str, int] = field(
         default_factory=lambda: {
             UPLINKS_PATH: UPLINK_MAX_BODY_BYTES,
-            DEVICE_IMPORT_PATH: CSV_IMPORT_MAX_BODY_BYTES,
         }
     )
 

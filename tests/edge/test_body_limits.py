@@ -60,6 +60,9 @@ async def test_each_path_has_its_limit_declared_or_streamed(
         assert "4096 bytes" in body["detail"]
         streamed = await client.post("/api/v1/uplinks", content=chunks(5000))
         assert_error_shape(streamed, 413, "payload_too_large")
+        # A trailing slash names the same endpoint and gets the same limit, not the API's.
+        slashed = await client.post("/api/v1/uplinks/", content=b"\x01" * 4097)
+        assert_error_shape(slashed, 413, "payload_too_large")
         api_at_limit = await client.post(
             "/api/v1/auth/login",
             content=b" " * (64 * KiB),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.db import unit_of_work
+from tests.auth.helpers import bearer, create_account
 from tests.edge.conftest import EdgeClient
 
 
@@ -34,11 +37,17 @@ async def test_framework_errors_have_the_error_shape(edge_client: EdgeClient) ->
         assert_error_shape(not_json, 422, "invalid_input")
 
 
-async def test_alertnet_errors_have_the_error_shape(edge_client: EdgeClient) -> None:
+async def test_alertnet_errors_have_the_error_shape(
+    edge_client: EdgeClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with unit_of_work(session_factory) as session:
+        admin = await create_account(session, "root", "admin")
     async with edge_client() as client:
         assert_error_shape(await client.get("/api/v1/alerts"), 401, "unauthorized")
         bad_header = await client.post(
-            "/api/v1/uplinks", content=b"\x01", headers={"x-alertnet-gateway": "a b"}
+            "/api/v1/uplinks",
+            content=b"\x01",
+            headers={"x-alertnet-gateway": "a b", **bearer(admin)},
         )
         assert_error_shape(bad_header, 400, "invalid_header")
         too_large = await client.post("/api/v1/auth/login", content=b"x" * 70_000)

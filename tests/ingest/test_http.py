@@ -117,21 +117,40 @@ async def test_the_gateway_header_counts_only_with_an_admin_token(
 
 
 async def test_a_bad_gateway_header_is_a_400_and_stores_nothing(
-    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
+    api: AppClient,
+    session_factory: async_sessionmaker[AsyncSession],
+    fast_password_hashing: None,
 ) -> None:
     async with unit_of_work(session_factory) as session:
         await create_device(session, eui=EUI, key=KEY)
+        admin = await create_account(session, "root", "admin")
     for bad in ("g" * 65, "gw 1", "gw/1", "gw;drop", "gw@1", ""):
-        response = await press_via_gateway(api, 1, {"x-alertnet-gateway": bad})
+        response = await press_via_gateway(api, 1, {"x-alertnet-gateway": bad, **bearer(admin)})
         assert response.status_code == 400, bad
         body = response.json()
         assert (body["error"], body["code"]) == ("invalid_header", "invalid_header")
         assert "X-Alertnet-Gateway" in body["detail"]
     # A 121-character id once failed its batch and stopped ingest for good (issue 12).
-    too_long = await press_via_gateway(api, 1, {"x-alertnet-gateway": "g" * 121})
+    too_long = await press_via_gateway(api, 1, {"x-alertnet-gateway": "g" * 121, **bearer(admin)})
     assert too_long.status_code == 400
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Event)) == 0
         assert await session.scalar(select(func.count()).select_from(Quarantine)) == 0
     after = await press_via_gateway(api, 1, {})
     assert after.status_code == 200 and after.headers["x-alertnet-outcome"] == "new"
+
+
+async def test_a_device_alarm_is_never_refused_for_a_gateway_header_it_may_not_use(
+    api: AppClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """Without an admin's token the header never reaches the database, so whatever it holds
+    the press is committed and acked, and the answer says the header was ignored."""
+    async with unit_of_work(session_factory) as session:
+        await create_device(session, eui=EUI, key=KEY)
+    for counter, odd in enumerate(("g" * 121, "gw 1", "gw;drop", ""), start=1):
+        response = await press_via_gateway(api, counter, {"x-alertnet-gateway": odd})
+        assert response.status_code == 200, odd
+        assert response.headers["x-alertnet-outcome"] == "new"
+        assert response.headers["x-alertnet-gateway"] == "ignored"
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Event)) == 4

@@ -6,11 +6,11 @@ frame's MIC, so an uplink needs no bearer token. Rejected input is quarantined a
 422 with the reason. The body's size is limited before it is read (``alertnet.http_limits``).
 
 ``X-Alertnet-Gateway`` names the LoRa gateway that relayed the frame, and is stored with the
-event (DESIGN §14): it must be 1 to 64 of ``[A-Za-z0-9._:-]`` (else 400), and it counts only
-when the request carries the bearer token of an admin, the one account that may speak for a
-gateway. Without one the header is ignored, the uplink is recorded as plain HTTP, and the
-answer says so in ``X-Alertnet-Gateway: ignored``: a frame is never refused for a header it
-does not need.
+event (DESIGN §14): it counts only when the request carries the bearer token of an admin, the
+one account that may speak for a gateway, and then it must be 1 to 64 of ``[A-Za-z0-9._:-]``
+(else 400). Without that token the header is ignored whatever it holds, the uplink is recorded
+as plain HTTP, and the answer says so in ``X-Alertnet-Gateway: ignored``: a device's alarm is
+never refused for a header that would not reach the database.
 """
 
 from __future__ import annotations
@@ -70,9 +70,8 @@ async def relaying_gateway(request: Request) -> tuple[str | None, GatewayHeader 
     header = request.headers.get(GATEWAY_HEADER)
     if header is None:
         return None, None
-    gateway_id = valid_gateway_id(header)
     if await speaks_for_gateways(request):
-        return gateway_id, GatewayHeader.USED
+        return valid_gateway_id(header), GatewayHeader.USED
     return None, GatewayHeader.IGNORED
 
 
