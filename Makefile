@@ -21,6 +21,9 @@ DEV_LOCK := requirements/dev.txt
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
+# Where `make run` serves: `make run PORT=8001` when 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 # `make lock UPGRADE=1` moves every pin to the newest release pyproject.toml allows; without it
 # the pins already in the lock files are kept and only what pyproject.toml changed is resolved.
 UPGRADE ?=
@@ -78,9 +81,9 @@ $(DEV_STAMP): pyproject.toml $(DEV_LOCK)
 	$(call install-lock,$(DEV_LOCK),dev)
 	@echo "$(CURDIR)" > $@
 
-run: $(RUN_STAMP) ## Migrate the database, then serve alertnet with demo data
+run: $(RUN_STAMP) ## Migrate the database, then serve alertnet with demo data (PORT=8000, HOST=127.0.0.1)
 	$(BIN)/alertnet migrate
-	$(BIN)/alertnet serve --demo
+	$(BIN)/alertnet serve --demo --host $(HOST) --port $(PORT)
 
 # Without paths in PYTEST_ARGS pytest runs its testpaths (tests/); with them, only those.
 test: $(DEV_STAMP) ## Run the test suite (pytest, alembic check included); PYTEST_ARGS='tests/x -k y' to narrow

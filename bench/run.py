@@ -41,6 +41,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from bench import dc09  # noqa: E402
 from bench.harness import (  # noqa: E402
     DISPATCHER,
     AlertnetServer,
@@ -252,8 +253,25 @@ class Bench:
             "load_average": _load_average(),
         }
 
+    async def dc09(self, db_url: str) -> dict[str, Any]:
+        """The SIA DC-09 part (bench/dc09.py), with its own alertnet: the other one stops."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        args = self.args
+        return await dc09.dc09_step(
+            self.workdir, db_url, self.broker.url, args.dc09_panels, args.dc09_messages
+        )
+
     async def _run_on(self, db_url: str) -> dict[str, Any]:
         args = self.args
+        if args.dc09_only:
+            return {
+                "started_at": datetime.now(UTC).isoformat(),
+                "machine": {"cpus": os.cpu_count(), "load_average_at_start": _load_average()},
+                "steps": self.steps,
+                "dc09": await self.dc09(db_url),
+            }
         fleet = make_fleet(FleetPlan(devices=args.devices, seed=SEED))
         await register_fleet(db_url, fleet)
         tablets_api = tablet_endpoints_exist()
@@ -343,6 +361,8 @@ class Bench:
         await self.verify(db_url, report)
         report["label"] = "storm"
         self.steps.append(report)
+        if args.dc09_panels:
+            result["dc09"] = await self.dc09(db_url)
         result["finished_at"] = datetime.now(UTC).isoformat()
         result["machine"]["load_average_at_end"] = _load_average()
         return result
@@ -356,6 +376,8 @@ def _ms(part: dict[str, Any] | None, key: str) -> str:
 
 
 def table(result: dict[str, Any]) -> str:
+    if "baseline" not in result:  # --dc09-only
+        return "\n".join(dc09.lines(result["dc09"]))
     bare = result["baseline"]["bare_rate"] or 0.0
     header = (
         f"{'step':<14}{'offered/s':>10}{'alertnet/s':>11}{'÷bare':>7}"
@@ -399,6 +421,8 @@ def table(result: dict[str, Any]) -> str:
     )
     if not result["tablet_api"]:
         lines.append("press → offer: not measured, this alertnet has no tablet API yet")
+    if "dc09" in result:
+        lines += dc09.lines(result["dc09"])
     return "\n".join(lines)
 
 
@@ -500,6 +524,11 @@ def main() -> int:
         default=set(),
         help="steps to run alertnet under pyinstrument, e.g. drain,storm,steady-1000",
     )
+    parser.add_argument(
+        "--dc09-panels", type=int, default=200, help="SIA DC-09 panels in the last step (0: none)"
+    )
+    parser.add_argument("--dc09-messages", type=int, default=20_000, help="DC-09 messages sent")
+    parser.add_argument("--dc09-only", action="store_true", help="run the DC-09 step alone")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="alertnet-bench-") as directory:
@@ -513,7 +542,7 @@ def main() -> int:
     result["table"] = text
     for name in (f"bench-{stamp}", "latest"):
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
-    plotted = plot(result, RESULTS / f"bench-{stamp}.png")
+    plotted = "baseline" in result and plot(result, RESULTS / f"bench-{stamp}.png")
     if plotted:
         (RESULTS / "latest.png").write_bytes((RESULTS / f"bench-{stamp}.png").read_bytes())
     print("\n" + text)
@@ -526,6 +555,8 @@ def main() -> int:
         or step["summary"]["alerts_duplicated"]
         or step.get("db_alerts_duplicated")
     ]
+    if "dc09" in result and dc09.failed(result["dc09"]):
+        failures.append("dc09")
     if failures:
         print(f"LOST OR DUPLICATED in: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
     python -m firmware_sim fleet --devices 2000 --seed 1 -o fleet.csv
     alertnet device import fleet.csv
     python -m firmware_sim run steady --devices 2000 --seed 1 --rate 500 --duration 60
+    python -m firmware_sim frigate --mqtt URL --camera gate:yard --tracks 40   (§9.3)
 
 ``run`` exits 0 when nothing was lost and nothing duplicated, 1 otherwise, 2 on bad usage.
 Devices must be registered first (same ``--devices`` and ``--seed``); frame counters persist
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from firmware_sim import dc09_scenario
 from firmware_sim.device import PROTOCOL_RETRY, RetryPolicy
 from firmware_sim.fleet import FleetPlan, TransportKind, make_fleet, write_import_csv
 from firmware_sim.radio import RadioModel
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet = commands.add_parser("fleet", help="write the fleet as a CSV for alertnet device import")
     _fleet_options(fleet)
     fleet.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
+    dc09_scenario.add_fleet_command(commands)
 
     run = commands.add_parser(
         "run",
@@ -85,16 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
             "in one neighbourhood within --surge-window; storm: mains_lost from every alarm "
             "within --storm-window; flood: all devices on LoRa, every packet heard by five "
             "gateways; chaos: steady with the broker restarted halfway "
-            "(--broker-restart-command) and devices rebooting."
+            "(--broker-restart-command) and devices rebooting; panels: SIA DC-09 alarm "
+            "panels (--devices of them) sending --uplinks messages (or --rate per second), "
+            "--presses of them alarms, to alertnet's receiver at --dc09."
         ),
     )
-    run.add_argument("scenario", choices=SCENARIOS)
+    run.add_argument("scenario", choices=(*SCENARIOS, "panels"))
     _fleet_options(run)
     run.add_argument("--url", default="http://127.0.0.1:8000", help="alertnet's base URL")
     run.add_argument(
         "--run-id", type=int, default=0, help="vary who presses between runs of one fleet"
     )
     run.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="the broker alertnet uses")
+    run.add_argument(
+        "--chirpstack",
+        default=None,
+        help="the broker the simulated ChirpStack publishes to (default: --mqtt); log in as "
+        "the broker's chirpstack user, e.g. mqtt://chirpstack:PASS@host:1883",
+    )
     run.add_argument(
         "--rate",
         type=_rate,
@@ -155,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=500, help="transmissions in flight")
     run.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     run.add_argument("--no-progress", action="store_true", help="no progress line")
+    dc09_scenario.add_run_options(run)
     return parser
 
 
@@ -165,7 +177,7 @@ def _fleet_options(parser: argparse.ArgumentParser) -> None:
         "--transport",
         type=parse_transports,
         default=((TransportKind.MQTT, 1.0),),
-        help="transport mix, e.g. mqtt=3,mqtt-json=1,http=1,lora=1",
+        help="transport mix, e.g. mqtt=3,mqtt-json=1,http=1,lora=1,chirpstack=1",
     )
     parser.add_argument("--radius", type=float, default=5000.0, help="city radius, metres")
     parser.add_argument("--alarm-share", type=float, default=0.5, help="share of intrusion alarms")
@@ -201,6 +213,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         scenario=args.scenario,
         base_url=args.url,
         mqtt_url=args.mqtt,
+        chirpstack_url=args.chirpstack,
         devices=args.devices,
         seed=args.seed,
         run_id=args.run_id,
@@ -240,6 +253,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.scenario == "panels":
+        return dc09_scenario.run_command(args)
     config = config_from(args)
     broker = (
         ShellBrokerControl(args.broker_restart_command) if args.broker_restart_command else None
@@ -255,6 +270,13 @@ def _run(args: argparse.Namespace) -> int:
             "with ALERTNET_SERIAL=gw-1=<dir>/gw-1,...",
             file=sys.stderr,
         )
+    if any(kind is TransportKind.CHIRPSTACK for kind, _ in config.transports):
+        print(
+            "LoRaWAN devices publish through a simulated ChirpStack on the --chirpstack "
+            "broker (default --mqtt): start alertnet with ALERTNET_CHIRPSTACK_MQTT_URL "
+            "pointing at that broker",
+            file=sys.stderr,
+        )
     report = asyncio.run(run_scenario(config, broker))
     print(report.table())
     if args.json is not None:
@@ -264,6 +286,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["frigate"]:  # a simulated Frigate NVR (DESIGN §9.3): firmware_sim.frigate
+        from firmware_sim.frigate import main as frigate_main
+
+        logging.basicConfig(level=logging.WARNING)
+        return frigate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -276,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "fleet":
             return _fleet(args)
+        if args.command == "panels":
+            return dc09_scenario.write_fleet_command(args)
         return _run(args)
     except (ValueError, OSError, TimeoutError) as exc:
         print(f"firmware_sim: {exc}", file=sys.stderr)

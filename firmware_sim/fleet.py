@@ -55,6 +55,7 @@ class TransportKind(StrEnum):
     MQTT_JSON = "mqtt-json"  # the JSON form on the same topic
     HTTP = "http"  # POST /api/v1/uplinks
     LORA = "lora"  # radio to simulated REYAX gateways on ptys
+    CHIRPSTACK = "chirpstack"  # LoRaWAN through a simulated ChirpStack (firmware_sim.chirpstack)
 
     @property
     def wire_format(self) -> WireFormat:

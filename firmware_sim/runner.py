@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from alertnet.protocol import EventCode
+from firmware_sim.chirpstack import ChirpStackLink
 from firmware_sim.device import PROTOCOL_RETRY, RetryPolicy, SimDevice
 from firmware_sim.fleet import (
     DeviceSpec,
@@ -85,6 +86,8 @@ class RunConfig:
     scenario: str
     base_url: str = "http://127.0.0.1:8000"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    #: The broker ChirpStack publishes to (``chirpstack`` devices); None: ``mqtt_url``.
+    chirpstack_url: str | None = None
     devices: int = 1000
     seed: int = 1
     #: Salts the choice of who presses and when: runs with the same fleet but another id
@@ -335,6 +338,19 @@ class _Run:
             if TransportKind.LORA in kinds
             else None
         )
+        self.chirpstack = (
+            ChirpStackLink(
+                config.chirpstack_url or config.mqtt_url,
+                self.by_eui,
+                self.recorder,
+                sites=gateway_sites(self.plan.centre, config.radius_m, config.gateways),
+                radio=config.radio,
+                rng=random.Random(config.seed * 37),
+                client_id=f"firmware-sim-{config.seed}-chirpstack",
+            )
+            if TransportKind.CHIRPSTACK in kinds
+            else None
+        )
         # Crews log in a few at a time, as a shift trickles in (password hashing is costly).
         login_gate = asyncio.Semaphore(4)
         self.tablets = [
@@ -364,10 +380,12 @@ class _Run:
         self.broker: BrokerControl | None = None
         self.press_tasks: set[asyncio.Task[bool]] = set()
 
-    def _link(self, spec: DeviceSpec) -> MqttLink | HttpLink | LoraLink:
-        link: MqttLink | HttpLink | LoraLink | None
+    def _link(self, spec: DeviceSpec) -> MqttLink | HttpLink | LoraLink | ChirpStackLink:
+        link: MqttLink | HttpLink | LoraLink | ChirpStackLink | None
         if spec.transport is TransportKind.LORA:
             link = self.lora
+        elif spec.transport is TransportKind.CHIRPSTACK:
+            link = self.chirpstack
         elif spec.transport is TransportKind.HTTP:
             link = self.http
         else:
@@ -536,7 +554,7 @@ async def run_scenario(config: RunConfig, broker: BrokerControl | None = None) -
         async with asyncio.TaskGroup() as background:
             # Everything here runs until cancelled below; a crash of one ends the run.
             tasks = [background.create_task(run.store.run())]
-            for link in (run.mqtt, run.http, run.lora):
+            for link in (run.mqtt, run.http, run.lora, run.chirpstack):
                 if link is not None:
                     if isinstance(link, LoraLink):
                         link.open()
@@ -628,6 +646,8 @@ async def _wait_ready(run: _Run, config: RunConfig) -> None:
     deadline = time.monotonic() + config.wait_ready_s
     if run.mqtt is not None:
         await run.mqtt.wait_connected(config.wait_ready_s)
+    if run.chirpstack is not None:
+        await run.chirpstack.wait_connected(config.wait_ready_s)
     if run.lora is not None:
         while not all(module.host_listening() for module in run.lora.modules):
             if time.monotonic() > deadline:
@@ -666,8 +686,11 @@ async def _wait_streams(
 
 def _expected_server_uplinks(run: _Run) -> int:
     """Uplinks alertnet should count: every frame sent over MQTT or HTTP, and every copy a
-    LoRa gateway heard (one transmission heard by three gateways is three uplinks)."""
+    LoRa gateway heard (one transmission heard by three gateways is three uplinks; through
+    ChirpStack, one event with three rxInfo entries)."""
     total = sum(run.recorder.sent.values())
+    if run.chirpstack is not None:
+        total += run.chirpstack.heard - run.chirpstack.transmissions
     if run.lora is None:
         return total
     heard = sum(module.heard for module in run.lora.modules)
@@ -732,6 +755,15 @@ def _report(
         links["mqtt"] = {"reconnects": run.mqtt.reconnects}
     if run.http is not None:
         links["http"] = {"errors": run.http.errors}
+    if run.chirpstack is not None:
+        links["chirpstack"] = {
+            "transmissions": run.chirpstack.transmissions,
+            "events": run.chirpstack.events,
+            "receptions": run.chirpstack.heard,
+            "heard_by_nobody": run.chirpstack.not_heard,
+            "publish_failures": run.chirpstack.publish_failures,
+            "downlinks": dict(run.chirpstack.downlinks),
+        }
     if run.lora is not None:
         links["lora"] = {
             "gateways": {

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from alertnet import demo
 from alertnet.auth.passwords import verify_password
 from alertnet.auth.tokens import user_for_token
 from alertnet.cli import display_url
@@ -30,6 +31,7 @@ from tests.support.polling import eventually
 ALERTNET = Path(sys.executable).with_name("alertnet")
 KEY_HEX = "000102030405060708090a0b0c0d0e0f"
 HEX32 = re.compile(r"\b[0-9a-f]{32}\b")
+DEMO_DEVICES = len(demo.DEVICES) + len(demo.PROGRAMME_ALARMS)
 
 
 @dataclass(frozen=True)
@@ -438,14 +440,14 @@ def test_serve_demo_answers_healthz_and_prints_logins(fresh_cli: Cli, tmp_path: 
     assert f"http://127.0.0.1:{served.port}/console" in served.printed
     for username, password in DEMO_LOGINS:
         assert re.search(rf"^\s+{username}\s+{password}\s", served.printed, re.M), served.printed
-    assert fresh_cli.query("SELECT count(*), min(demo) FROM devices") == [(15, 1)]
+    assert fresh_cli.query("SELECT count(*), min(demo) FROM devices") == [(DEMO_DEVICES, 1)]
 
     # `make run` twice: the demo is there already, the console still works.
     with _serving(fresh_cli, tmp_path, "--demo") as again:
         assert again.login("dispatcher", "dispatch-demo") == 200
     assert "already holds the demo city" in again.printed
     assert re.search(r"^\s+admin\s+admin-demo\s", again.printed, re.M), again.printed
-    assert fresh_cli.query("SELECT count(*) FROM devices") == [(15,)]
+    assert fresh_cli.query("SELECT count(*) FROM devices") == [(DEMO_DEVICES,)]
 
 
 def test_serve_without_demo_turns_the_demo_off(fresh_cli: Cli, tmp_path: Path) -> None:
@@ -455,7 +457,8 @@ def test_serve_without_demo_turns_the_demo_off(fresh_cli: Cli, tmp_path: Path) -
     with _serving(fresh_cli, tmp_path) as served:
         for username, password in DEMO_LOGINS:
             assert served.login(username, password) == 401
-    assert "disabled 15 demo devices and 6 demo accounts (1 tokens revoked)" in served.printed
+    disabled = f"disabled {DEMO_DEVICES} demo devices and 6 demo accounts (1 tokens revoked)"
+    assert disabled in served.printed
     assert fresh_cli.query("SELECT DISTINCT status FROM devices") == [("disabled",)]
     assert fresh_cli.query("SELECT DISTINCT active FROM users") == [(0,)]
     enable = fresh_cli("user", "enable", "admin")

@@ -358,7 +358,7 @@ async def test_seed_demo_is_complete_and_idempotent(session_factory: SessionFact
     assert {login.role for login in first.logins} == {"admin", "dispatcher", "observer", "post"}
 
     assert await _count(session_factory, Mahalla) == 3
-    assert await _count(session_factory, Device) == 15
+    assert await _count(session_factory, Device) == len(demo.DEVICES) + len(demo.PROGRAMME_ALARMS)
     assert await _count(session_factory, Post) == 3
     assert await _count(session_factory, User) == len(first.logins) == 6
 
@@ -378,11 +378,13 @@ async def test_seed_demo_is_complete_and_idempotent(session_factory: SessionFact
         assert mahalla.lat is not None and mahalla.lon is not None
         assert _distance_km(mahalla.lat, mahalla.lon, 41.31, 69.28) < 6
         assert mahalla.households > 0 and mahalla.businesses > 0
-        own = [d for d in devices if d.mahalla_id == mahalla.id]
+        showcase = {d.eui for d in demo.DEVICES}
+        own = [d for d in devices if d.mahalla_id == mahalla.id and d.eui in showcase]
         assert sorted(d.kind for d in own) == ["intrusion_alarm"] * 2 + ["panic_button"] * 3
     for device in devices:
         assert device.key == demo.demo_key(device.eui)
-    assert {p.status for p in posts} == {"available"}
+    # Off duty until a crew signs in on its tablet: a demo post is never falsely available.
+    assert {p.status for p in posts} == {"off_duty"}
     assert all(p.location_at is not None for p in posts)
 
 

@@ -30,7 +30,7 @@ OPEN_ALERT_CONFLICT = (
     r"uq_alerts_open_device_category|UNIQUE constraint failed: alerts\.device_id, alerts\.category"
 )
 EVENT_CONFLICT = (
-    r"uq_events_device_counter|UNIQUE constraint failed: events\.device_id, events\.counter"
+    r"uq_events_device_dedup_key|UNIQUE constraint failed: events\.device_id, events\.dedup_key"
 )
 PENDING_OFFER_CONFLICT = r"uq_offers_pending_alert|UNIQUE constraint failed: offers\.alert_id"
 
@@ -88,13 +88,15 @@ async def test_new_open_alert_allowed_once_previous_is_closed(
     assert second.id != first.id
 
 
-async def test_event_counter_is_unique_per_device(session_factory: SessionFactory) -> None:
+async def test_event_dedup_key_is_unique_per_device(session_factory: SessionFactory) -> None:
     async with session_factory() as session, session.begin():
         device = await create_device(session)
         other = await create_device(session)
         await create_event(session, device, counter=42)
-        # The same counter on another device is another event.
+        # The same key on another device is another event.
         await create_event(session, other, counter=42)
+        # A panel's message has no counter; its key is its own (DESIGN §9.1).
+        await create_event(session, device, counter=None, dedup_key="dc09:0001:00112233aabbccdd")
 
     async with session_factory() as session:
         with pytest.raises(IntegrityError, match=EVENT_CONFLICT):

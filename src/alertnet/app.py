@@ -1,9 +1,11 @@
 """The FastAPI application; its lifespan owns every long-lived resource of one alertnet process.
 
-Engine, embedded broker (trial runs only), ingest pipeline, MQTT ingest, serial bridges,
-dispatcher, device supervision, realtime hub and retention are created on start-up and kept in
-``app.state.runtime``. Every long-running task runs under one ``TaskSupervisor``, which
-restarts a task that crashes and tells ``/readyz`` about it (DESIGN §14).
+Engine, embedded broker (trial runs only), ingest pipeline, MQTT ingest, ChirpStack ingest
+(when ``ALERTNET_CHIRPSTACK_MQTT_URL`` is set), the SIA DC-09 receiver for alarm panels (when
+``ALERTNET_DC09_LISTEN`` is set), serial bridges, dispatcher, device supervision,
+realtime hub and retention are created on start-up and kept in ``app.state.runtime``. Every
+long-running task runs under one ``TaskSupervisor``, which restarts a task that crashes and
+tells ``/readyz`` about it (DESIGN §14).
 
 Shutdown is bounded: tasks get ``TASK_STOP_TIMEOUT_S`` to end once cancelled, each engine
 ``ENGINE_DISPOSE_TIMEOUT_S`` to close. ``alertnet serve`` lets uvicorn drain requests for
@@ -25,7 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from alertnet import __version__
 from alertnet.admin.api import router as admin_router
 from alertnet.alerts.api import router as alerts_router
+from alertnet.alerts.cap_api import router as cap_router
 from alertnet.alerts.counts import router as counts_router
+from alertnet.alerts.verify import router as verify_router
+from alertnet.alerts.workflow_api import router as workflow_router
 from alertnet.auth.api import router as auth_router
 from alertnet.auth.audit import RequestAuditMiddleware
 from alertnet.auth.me import router as own_account_router
@@ -37,21 +42,29 @@ from alertnet.devices.api import router as devices_router
 from alertnet.devices.supervision import Supervisor
 from alertnet.dispatch.api import router as dispatch_router
 from alertnet.dispatch.engine import Dispatcher
+from alertnet.drills.api import router as drills_router
+from alertnet.drills.runner import DrillRunner
 from alertnet.errors import install_error_handlers
 from alertnet.gateways.api import router as gateways_router
 from alertnet.gateways.registry import GatewayRegistry
 from alertnet.health import router as health_router
 from alertnet.http_limits import BodySizeLimitMiddleware
+from alertnet.ingest.chirpstack import ChirpStackIngest
+from alertnet.ingest.dc09.intake import Dc09Intake
+from alertnet.ingest.dc09.receiver import Receiver, parse_listen
 from alertnet.ingest.downlinks import DownlinkRouter
+from alertnet.ingest.frigate import FrigateIngest
 from alertnet.ingest.http import router as ingest_http_router
 from alertnet.ingest.mqtt import MqttIngest
-from alertnet.ingest.mqtt_client import MqttPurpose, mqtt_login
+from alertnet.ingest.mqtt_client import MqttLogin, MqttPurpose, mqtt_login
 from alertnet.ingest.pipeline import BatchResult, Pipeline
 from alertnet.ingest.serial import SerialBridge
 from alertnet.metrics import Metrics
+from alertnet.programme.api import router as programme_router
 from alertnet.realtime.api import redact_query_tokens_in_server_logs
 from alertnet.realtime.api import router as stream_router
 from alertnet.realtime.hub import Hub
+from alertnet.reports.api import router as reports_router
 from alertnet.retention import Retention
 from alertnet.scrape import router as scrape_router
 from alertnet.supervisor import ShutdownDeadline, TaskSupervisor
@@ -103,6 +116,24 @@ class Runtime:
             router=self.downlinks,
             registry=self.gateways,
         )
+        chirpstack_login = _chirpstack_login(settings)
+        self.chirpstack = (
+            ChirpStackIngest(
+                self.pipeline,
+                self.metrics,
+                url=chirpstack_login.url,
+                client_id=chirpstack_login.client_id,
+                share_group=settings.mqtt_share_group,
+            )
+            if chirpstack_login is not None
+            else None
+        )
+        self.frigate = _frigate_ingest(
+            settings, self.pipeline, create_session_factory(self.ingest_engine), self.metrics
+        )
+        self.dc09 = _dc09_receiver(
+            settings, self.pipeline, create_session_factory(self.ingest_engine)
+        )
         self.serial_bridges = [
             SerialBridge(
                 gateway_id,
@@ -118,6 +149,8 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self.session_factory, settings, self.downlinks, metrics=self.metrics
         )
+        # Training drills (DESIGN §12): their events go into the pipeline as they fall due.
+        self.drills = DrillRunner(self.session_factory, self.pipeline, metrics=self.metrics)
         self.login_throttle = LoginThrottle()
         self.hub = Hub(self.engine, metrics=self.metrics)
         self.tasks = TaskSupervisor(self.metrics)
@@ -138,12 +171,19 @@ class Runtime:
         self.tasks.add("gateway-registry", self.gateways.run)
         self.tasks.add("downlink-router", self.downlinks.run)
         self.tasks.add("mqtt-ingest", self.mqtt.run)
+        if self.chirpstack is not None:
+            self.tasks.add("chirpstack-ingest", self.chirpstack.run)
+        if self.frigate is not None:
+            self.tasks.add("frigate-ingest", self.frigate.run)
+        if self.dc09 is not None:
+            self.tasks.add("dc09-receiver", self.dc09.run)
         for bridge in self.serial_bridges:
             self.tasks.add(f"serial-bridge:{bridge.gateway_id}", bridge.run)
         self.tasks.add("supervision", self.device_supervision.run)
         self.tasks.add("realtime-hub", self.hub.run)
         self.tasks.add("dispatcher", self.dispatcher.run)
         self.tasks.add("retention", self.retention.run)
+        self.tasks.add("drills", self.drills.run)
         self.tasks.start()
 
     async def stop(self) -> None:
@@ -159,6 +199,48 @@ class Runtime:
                 log.error(
                     "closing the database connections took over %.1f s", ENGINE_DISPOSE_TIMEOUT_S
                 )
+
+
+def _chirpstack_login(settings: Settings) -> MqttLogin | None:
+    """How the ChirpStack adapter logs in (DESIGN §9.2); None when it is off."""
+    url = settings.chirpstack_mqtt_url.strip()
+    return mqtt_login(settings, MqttPurpose.CHIRPSTACK, url) if url else None
+
+
+def _frigate_ingest(
+    settings: Settings,
+    pipeline: Pipeline,
+    session_factory: async_sessionmaker[AsyncSession],
+    metrics: Metrics,
+) -> FrigateIngest | None:
+    """The Frigate NVR adapter (DESIGN §9.3); None when ALERTNET_FRIGATE_MQTT_URL is empty."""
+    url = settings.frigate_mqtt_url.strip()
+    if not url:
+        return None
+    login = mqtt_login(settings, MqttPurpose.FRIGATE, url)
+    return FrigateIngest(
+        pipeline,
+        session_factory,
+        metrics,
+        url=login.url,
+        client_id=login.client_id,
+        topic_prefix=settings.frigate_topic_prefix,
+        frigate_url=settings.frigate_url,
+        timezone=settings.timezone,
+        verify_timeout_s=settings.verify_timeout_s,
+        share_group=settings.mqtt_share_group,
+    )
+
+
+def _dc09_receiver(
+    settings: Settings, pipeline: Pipeline, session_factory: async_sessionmaker[AsyncSession]
+) -> Receiver | None:
+    """The SIA DC-09 receiver for alarm panels (DESIGN §9.1); None when it is off."""
+    if not settings.dc09_listen:
+        return None
+    host, port = parse_listen(settings.dc09_listen)
+    intake = Dc09Intake(pipeline, session_factory)
+    return Receiver(host, port, intake.on_frame, intake.on_garbage)
 
 
 def create_app(
@@ -202,12 +284,18 @@ def create_app(
     app.include_router(own_account_router)
     app.include_router(stream_router)
     app.include_router(alerts_router)
+    app.include_router(cap_router)
+    app.include_router(verify_router)
     app.include_router(dispatch_router)
+    app.include_router(workflow_router)
     app.include_router(devices_router)
     app.include_router(admin_router)
     app.include_router(counts_router)
+    app.include_router(programme_router)
+    app.include_router(reports_router)
     app.include_router(web_router)
     app.include_router(tiles_router(settings))
     app.include_router(ingest_http_router)
     app.include_router(gateways_router)
+    app.include_router(drills_router)
     return app

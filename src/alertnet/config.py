@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,6 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alertnet.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE, LANGUAGES, offered_language
 
 EMBEDDED = "embedded"
+
+
+def default_cap_sender(hostname: str) -> str:
+    """``alertnet@<hostname>``, any character CAP forbids in a sender replaced by ``-``."""
+    host = "".join(
+        "-" if char in " ,<&" or not char.isprintable() else char for char in hostname.strip()
+    )
+    return f"alertnet@{host or 'localhost'}"
 
 
 class Settings(BaseSettings):
@@ -50,6 +59,29 @@ class Settings(BaseSettings):
     # time zone every page and report shows times in (an IANA name; the API stays in UTC).
     default_language: str = DEFAULT_LANGUAGE
     timezone: str = DEFAULT_TIMEZONE
+    # DESIGN §9.2: the broker ChirpStack's MQTT integration publishes to (empty: no ChirpStack;
+    # it may be the same broker as mqtt_url). alertnet.ingest.chirpstack.
+    chirpstack_mqtt_url: str = ""
+    # DESIGN §9.3: Frigate NVR. The broker Frigate publishes its events to (empty: no Frigate),
+    # its topic prefix, its HTTP base (snapshot links and the catch-up after a reconnect;
+    # empty: neither) and how long a camera alert waits in ``verify`` before it rings.
+    # alertnet.ingest.frigate.
+    frigate_mqtt_url: str = ""
+    frigate_topic_prefix: str = "frigate"
+    frigate_url: str = ""
+    verify_timeout_s: float = Field(default=60.0, gt=0)
+    # DESIGN §9.1: `host:port` (or `:port`, every interface) the SIA DC-09 receiver listens on,
+    # TCP and UDP, for alarm panels (empty: off). alertnet.ingest.dc09.
+    dc09_listen: str = ""
+    # DESIGN §9.4: the <sender> of the CAP messages alertnet writes (alertnet.alerts.cap).
+    cap_sender: str = Field(default_factory=lambda: default_cap_sender(socket.gethostname()))
+    # DESIGN §12, the mahalla programme (alertnet.programme): the share of a mahalla's
+    # households and businesses its alarms should protect, and what makes a street, a house
+    # and a mahalla exemplary (online share of the period, response p80 to on scene).
+    target_household_pct: float = Field(default=30.0, ge=0, le=100)
+    target_business_pct: float = Field(default=60.0, ge=0, le=100)
+    exemplary_online_pct: float = Field(default=99.0, ge=0, le=100)
+    exemplary_on_scene_p80_s: float = Field(default=600.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -60,6 +92,16 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
         return url
+
+    @field_validator("dc09_listen")
+    @classmethod
+    def _dc09_address(cls, text: str) -> str:
+        from alertnet.ingest.dc09.receiver import parse_listen
+
+        text = text.strip()
+        if text:
+            parse_listen(text)  # a ValueError names what is wrong
+        return text
 
     @field_validator("default_language")
     @classmethod
@@ -78,6 +120,21 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"{name!r} is not a time zone name such as Asia/Tashkent") from None
         return name
+
+    @field_validator("cap_sender")
+    @classmethod
+    def _cap_sender(cls, sender: str) -> str:
+        """CAP 1.2: a sender has no spaces, commas or restricted characters (< and &); an
+        empty setting means the default."""
+        sender = sender.strip()
+        if not sender:
+            return default_cap_sender(socket.gethostname())
+        if not sender.isprintable() or any(char in sender for char in " ,<&"):
+            raise ValueError(
+                f"{sender!r} is not a CAP sender: no spaces, commas, '<' or '&' "
+                "(e.g. alertnet@police.example.uz)"
+            )
+        return sender
 
     @property
     def mqtt_embedded(self) -> bool:

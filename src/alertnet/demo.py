@@ -1,5 +1,7 @@
 """A small demo city for `alertnet serve --demo`: three Tashkent mahallas (red, yellow, green),
-their buttons and alarms, three available posts and one login per role. DEMO ONLY.
+their buttons and alarms, three posts (off duty until a crew goes on duty on its tablet) and one
+login per role. DEMO ONLY. The mahalla programme (DESIGN §12) is at a real start: Bodomzor has
+reached its coverage targets, Chorsu and Mirobod are far below (``PROGRAMME_ALARMS``).
 
 Demo device keys are not secret: ``demo_key(eui)`` is the first 16 bytes of
 ``SHA-256(b"alertnet-demo-key:" + eui)`` (the EUI as 16 lowercase hex ASCII characters), so the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -27,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.auth.tokens import revoke_user_tokens
 from alertnet.auth.users import create_user
+from alertnet.devices.premises import Premises
 from alertnet.devices.service import add_device
 from alertnet.errors import Conflict
 from alertnet.mahallas import add_mahalla
@@ -34,13 +38,14 @@ from alertnet.models import (
     Device,
     DeviceKind,
     DeviceStatus,
+    DeviceTestMonth,
     Mahalla,
     Post,
-    PostStatus,
     Risk,
     Role,
     Site,
     User,
+    utcnow,
 )
 from alertnet.posts.service import add_post
 
@@ -116,7 +121,7 @@ REGION = "Tashkent"
 MAHALLAS = (
     DemoMahalla("Chorsu", "Shayxontohur", Risk.RED, 41.3262, 69.2362, 2150, 640),
     DemoMahalla("Mirobod", "Mirobod", Risk.YELLOW, 41.2996, 69.2826, 1870, 310),
-    DemoMahalla("Bodomzor", "Yunusobod", Risk.GREEN, 41.3371, 69.2848, 2600, 180),
+    DemoMahalla("Bodomzor", "Yunusobod", Risk.GREEN, 41.3371, 69.2848, 160, 18),
 )
 
 # EUI 70b3d57ed0MMNNNN: MM the mahalla (1-3), NNNN the device; clear of the DESIGN test vector.
@@ -152,6 +157,82 @@ DEVICES = (
     DemoDevice("70b3d57ed0030005", DeviceKind.INTRUSION_ALARM, Site.HOUSEHOLD, "Bodomzor",
                "Apartment 40", "Amir Temur Ave 107, apt 40", 41.3401, 69.2840),
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProgramme:
+    """A mahalla's protected homes and shops, and the alarms registered that never reported."""
+
+    mahalla: str
+    code: str  # the EUI's mahalla byte
+    prefix: str  # of the premises refs
+    streets: tuple[str, ...]
+    households: int
+    businesses: int
+    never_heard: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAlarm:
+    eui: str
+    kind: DeviceKind
+    site: Site
+    mahalla: str
+    ref: str
+    street: str
+    lat: float
+    lon: float
+    heard: bool  # reports its daily test (refreshed by every `serve --demo`)
+    missed_a_test: bool  # no test two months ago: not an exemplary house
+
+
+# Alarm panels reporting a daily test, as DC-09 panels do (DESIGN §3: 90,000 s supervision).
+PROGRAMME_SUPERVISION_S = 90_000
+PROGRAMME_REGISTERED_DAYS_AGO = 120
+PROGRAMME = (
+    DemoProgramme("Chorsu", "01", "CHR", ("Zarqaynar ko\u02bbchasi", "Sagbon ko\u02bbchasi",
+                  "Ko\u02bbkcha darvoza ko\u02bbchasi"), 14, 21, 2),
+    DemoProgramme("Mirobod", "02", "MRB", ("Nukus ko\u02bbchasi", "Mirobod ko\u02bbchasi",
+                  "Shahrisabz ko\u02bbchasi"), 29, 12, 2),
+    DemoProgramme("Bodomzor", "03", "BDZ", ("Bodomzor yo\u02bbli", "Minor ko\u02bbchasi",
+                  "Yunusobod ko\u02bbchasi"), 49, 11, 2),
+)  # fmt: skip
+
+
+def _programme_alarms() -> tuple[DemoAlarm, ...]:
+    """Every site an intrusion alarm (every ninth a fire alarm too, same premises ref), on a
+    ~100 m grid around its mahalla's centre; EUIs 70b3d57ed0MM1NNN."""
+    alarms: list[DemoAlarm] = []
+    for plan in PROGRAMME:
+        centre = next(mahalla for mahalla in MAHALLAS if mahalla.name == plan.mahalla)
+        sites = [(Site.HOUSEHOLD, True)] * plan.households
+        sites += [(Site.BUSINESS, True)] * plan.businesses
+        sites += [(Site.HOUSEHOLD, False)] * plan.never_heard
+        serial = 0
+        for index, (site, heard) in enumerate(sites):
+            kinds = [DeviceKind.INTRUSION_ALARM]
+            if index % 9 == 4:
+                kinds.append(DeviceKind.FIRE_ALARM)
+            for kind in kinds:
+                serial += 1
+                alarms.append(
+                    DemoAlarm(
+                        eui=f"70b3d57ed0{plan.code}{0x1000 + serial:04x}",
+                        kind=kind,
+                        site=site,
+                        mahalla=plan.mahalla,
+                        ref=f"{plan.prefix}-{index + 1:03d}",
+                        street=plan.streets[index % len(plan.streets)],
+                        lat=round(centre.lat + ((index * 7) % 11 - 5) * 0.0009, 6),
+                        lon=round(centre.lon + ((index * 5) % 13 - 6) * 0.0011, 6),
+                        heard=heard,
+                        missed_a_test=index % 7 == 3,
+                    )
+                )
+    return tuple(alarms)
+
+
+PROGRAMME_ALARMS = _programme_alarms()
 
 POSTS = (
     DemoPost("P-101", "Chorsu", 41.3241, 69.2395),
@@ -198,8 +279,9 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
     """Add whatever of the demo city the database lacks, marked ``demo``; either way, the
     logins. Refuses (``DemoRefused``) a database holding anything but the demo.
 
-    Runs in the caller's transaction. New posts start available with a location of now, so
-    the first press is dispatched at once.
+    Runs in the caller's transaction. New posts start off duty, like any registered post: a
+    post is available only once its crew goes on duty on the tablet, which then reports where
+    it really is (a demo post shown available at a made-up spot would take offers nobody sees).
     """
     foreign = await foreign_rows(session)
     if foreign:
@@ -245,6 +327,7 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
         )
         new_device.demo = True
         created += 1
+    created += await _seed_programme(session, devices)
     posts = await _existing(session, Post.callsign)
     for demo_post in POSTS:
         if demo_post.callsign in posts:
@@ -256,7 +339,6 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
             lon=demo_post.lon,
             home_mahalla_name=demo_post.home_mahalla,
         )
-        post.status = PostStatus.AVAILABLE.value
         post.demo = True
         created += 1
     usernames = await _existing(session, User.username)
@@ -277,6 +359,42 @@ async def seed_demo(session: AsyncSession) -> DemoLogins:
     return DemoLogins(LOGINS, created=created > 0)
 
 
+async def _seed_programme(session: AsyncSession, existing: set[str]) -> int:
+    """The programme's alarms the database lacks, registered ``PROGRAMME_REGISTERED_DAYS_AGO``
+    days ago with a test in each of the four months before this one (but for those that
+    missed one, and those never heard)."""
+    now = utcnow()
+    months = []
+    for back in range(1, 5):
+        year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
+        months.append(f"{year}-{month + 1:02d}")
+    created = 0
+    for alarm in PROGRAMME_ALARMS:
+        if alarm.eui in existing:
+            continue
+        device, _key = await add_device(
+            session,
+            alarm.eui,
+            kind=alarm.kind.value,
+            lat=alarm.lat,
+            lon=alarm.lon,
+            key=demo_key(alarm.eui),
+            mahalla_name=alarm.mahalla,
+            site=alarm.site.value,
+            supervision_interval_s=PROGRAMME_SUPERVISION_S,
+            premises=Premises(
+                ref=alarm.ref, street=alarm.street, address=f"{alarm.street}, {alarm.ref}"
+            ),
+        )
+        device.demo = True
+        device.created_at = now - timedelta(days=PROGRAMME_REGISTERED_DAYS_AGO)
+        device.last_seen_at = now if alarm.heard else None
+        tested = [m for m in months if alarm.heard and not (alarm.missed_a_test and m == months[1])]
+        session.add_all(DeviceTestMonth(device_id=device.id, month=m, first_at=now) for m in tested)
+        created += 1
+    return created
+
+
 async def apply_demo_mode(session: AsyncSession, *, enabled: bool) -> DemoMode:
     """Enable the demo devices and accounts (``serve --demo``) or disable them (any other
     ``serve``); disabling an account revokes its tokens, so re-enabling brings none back."""
@@ -288,6 +406,17 @@ async def apply_demo_mode(session: AsyncSession, *, enabled: bool) -> DemoMode:
         )
         users = await session.execute(
             update(User).where(User.demo.is_(True), User.active.is_(False)).values(active=True)
+        )
+        # The programme's alarms have just reported their daily test (they are protecting).
+        heard = [alarm.eui for alarm in PROGRAMME_ALARMS if alarm.heard]
+        await session.execute(
+            update(Device)
+            .where(
+                Device.demo.is_(True),
+                Device.eui.in_(heard),
+                Device.status == DeviceStatus.ACTIVE.value,
+            )
+            .values(last_seen_at=utcnow())
         )
         return DemoMode(True, _rowcount(devices), _rowcount(users), 0)
     devices = await session.execute(

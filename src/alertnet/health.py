@@ -1,7 +1,8 @@
 """Liveness and readiness probes: ``/healthz`` (the process runs) and ``/readyz`` (it can work).
 
 ``/readyz`` is honest about every part (DESIGN §14): it answers 503 while the database does not
-answer, the MQTT ingest is not connected, any runtime task is down or restarting too often
+answer, the MQTT ingest (or the ChirpStack ingest, when configured: ``chirpstack``) is not
+connected, any runtime task is down or restarting too often
 (``alertnet.supervisor``), or the ingest pipeline has left an uplink waiting longer than
 ``PIPELINE_STALLED_AFTER_S``. The body keeps its first fields (``ready``, ``database``,
 ``broker``), adds ``tasks`` (each task's state) and ``pipeline``, and ``failing`` names every
@@ -36,6 +37,12 @@ async def readyz(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     checks: dict[str, Any] = {"database": await _database(runtime)}
     checks["broker"] = OK if runtime.broker_connected() else "disconnected"
+    chirpstack = getattr(runtime, "chirpstack", None)
+    if chirpstack is not None:  # only when ALERTNET_CHIRPSTACK_MQTT_URL is set
+        checks["chirpstack"] = OK if chirpstack.connected.is_set() else "disconnected"
+    frigate = getattr(runtime, "frigate", None)
+    if frigate is not None:  # only when ALERTNET_FRIGATE_MQTT_URL is set
+        checks["frigate"] = OK if frigate.connected.is_set() else "disconnected"
     waited_s = runtime.pipeline.oldest_wait_s()
     checks["pipeline"] = (
         OK

@@ -24,6 +24,7 @@ from tests.support.factories import create_mahalla
 SessionFactory = async_sessionmaker[AsyncSession]
 DEMO_ADMIN = demo.LOGINS[0]
 DEMO_DEVICE = demo.DEVICES[0].eui
+DEMO_DEVICES = len(demo.DEVICES) + len(demo.PROGRAMME_ALARMS)
 
 
 def serving(db_url: str, *, with_demo: bool) -> AbstractAsyncContextManager[AppClient]:
@@ -81,7 +82,7 @@ async def test_seeding_marks_every_row_and_fills_only_what_is_missing(
     async with unit_of_work(session_factory) as session:
         assert (await demo.seed_demo(session)).created
     async with session_factory() as session:
-        for model, count in ((Mahalla, 3), (Device, 15), (Post, 3), (User, 6)):
+        for model, count in ((Mahalla, 3), (Device, DEMO_DEVICES), (Post, 3), (User, 6)):
             demo_flags = (await session.scalars(select(model.demo))).all()
             assert demo_flags == [True] * count, model
 
@@ -98,7 +99,7 @@ async def test_a_server_without_demo_refuses_demo_logins_tokens_and_keys(
         assert (await press(client, 1)).status_code == 200
 
     mode = await seed_and_serve_mode(session_factory, enabled=False)
-    assert (mode.devices, mode.users, mode.revoked_tokens) == (15, 6, 2)
+    assert (mode.devices, mode.users, mode.revoked_tokens) == (DEMO_DEVICES, 6, 2)
     async with serving(db_url, with_demo=False) as client:
         assert (await log_in(client)).status_code == 401
         bearer = {"Authorization": f"Bearer {demo_token}"}
@@ -109,7 +110,7 @@ async def test_a_server_without_demo_refuses_demo_logins_tokens_and_keys(
 
     # Back to the demo: devices and logins work again, the old token does not.
     mode = await seed_and_serve_mode(session_factory, enabled=True)
-    assert (mode.devices, mode.users) == (15, 6)
+    assert (mode.devices, mode.users) == (DEMO_DEVICES, 6)
     async with serving(db_url, with_demo=True) as client:
         assert (await log_in(client)).status_code == 200
         assert (await press(client, 3)).status_code == 200

@@ -190,6 +190,7 @@ async def check_invariants(session: AsyncSession, *, allow_new: bool = False) ->
     problems += [f"trouble alert {alert_id} was offered" for alert_id in offered_trouble]
     holders: dict[int, int] = {}
     alerts = list(await session.scalars(select(Alert)))
+    drills = {alert.id for alert in alerts if alert.drill}
     for alert in alerts:
         has_pending = alert.id in pending_by_alert
         if alert.category == "trouble":
@@ -212,8 +213,11 @@ async def check_invariants(session: AsyncSession, *, allow_new: bool = False) ->
             )
         if post.status == "busy" and post.id not in holders:
             problems.append(f"post {post.callsign} is busy without an alert")
-        if post.id in holders and post.id in pending_by_alert.values():
-            problems.append(f"post {post.callsign} holds an alert and a pending offer")
+        # DESIGN §4: a post holding a drill may be offered a real alert (never another drill).
+        offered_to_post = [a for a, p in pending_by_alert.items() if p == post.id]
+        if post.id in holders and offered_to_post:
+            if holders[post.id] not in drills or offered_to_post[0] in drills:
+                problems.append(f"post {post.callsign} holds an alert and a pending offer")
     return problems
 
 

@@ -38,6 +38,7 @@ RUNTIME_TASKS = {
     "realtime-hub",
     "dispatcher",
     "retention",
+    "drills",
 }
 
 

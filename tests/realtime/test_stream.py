@@ -109,7 +109,8 @@ async def test_each_role_sees_its_own_rows(live: Live) -> None:
         message("offer.created", post_id=post_a, mahalla_id=cast.mahalla_1, n=1),
         message("offer.created", post_id=post_b, mahalla_id=cast.mahalla_2, n=2),
         message("post.updated", post_id=post_a, n=3),
-        message("device.updated", mahalla_id=cast.mahalla_1, n=4),
+        # A public device's: an observer gets no household's or business's (DESIGN §10).
+        message("device.updated", mahalla_id=cast.mahalla_1, site="public", n=4),
         message("device.updated", mahalla_id=cast.mahalla_2, n=5),
         message("alert.opened", n=6),
         message("offer.updated", post_id=post_b, mahalla_id=cast.mahalla_1, n=7),
@@ -119,7 +120,7 @@ async def test_each_role_sees_its_own_rows(live: Live) -> None:
         "dispatcher": [1, 2, 3, 4, 5, 6, 7],
         "post_a": [1, 3],
         "post_b": [2, 7],
-        "observer_m1": [1, 4, 7],
+        "observer_m1": [4],  # no offer rows: they name posts (DESIGN §10)
     }
     accounts = {name: getattr(cast, name) for name in expected}
 

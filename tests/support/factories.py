@@ -96,14 +96,16 @@ async def create_post(
 async def create_event(
     session: AsyncSession,
     device: Device,
-    counter: int,
+    counter: int | None,
     code: str = "panic",
     received_at: datetime | None = None,
     **fields: Any,
 ) -> Event:
+    """An event keyed ``c:<counter>`` as a v1 frame's (DESIGN §2.3) unless ``dedup_key`` says."""
     received_at = received_at or utcnow()
     event = Event(
         device_id=device.id,
+        dedup_key=fields.pop("dedup_key", f"c:{counter}"),
         counter=counter,
         code=code,
         occurred_at=fields.pop("occurred_at", received_at),

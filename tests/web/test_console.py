@@ -421,7 +421,11 @@ async def test_dispatcher_sees_presses_escalation_and_assigns(
         await tab.shot("console-device-health")
         await page.get_by_label("Devices to list").select_option("all")
         await expect(devices).to_have_count(3)
-        await page.get_by_label("Mahalla").select_option(str(city.bodomzor))
+        await (
+            page.get_by_role("tabpanel", name="Device health")
+            .get_by_label("Mahalla")
+            .select_option(str(city.bodomzor))
+        )
         await expect(devices).to_have_count(1)
         await expect(devices.first).to_contain_text(INTRUSION_EUI)
         await page.get_by_label("Show devices").check()
@@ -629,6 +633,7 @@ async def test_counts_by_category_and_outcome_leave_drills_out(
         "fire": 1,
         "medical": 1,
         "tamper": 0,
+        "camera": 0,
         "trouble": 1,
     }
     assert today["by_outcome"] == {"open": 2, "cancelled": 1, "false_alarm": 1}

@@ -89,7 +89,7 @@ async def test_every_module_a_page_imports_is_served_as_javascript(
     The page preloads exactly the modules of its graph (a tablet on a slow mobile network
     would otherwise wait one round trip per level of imports).
     """
-    for page in ("/console", "/tablet", "/login"):
+    for page in ("/console", "/tablet", "/login", "/mahalla"):
         html = (await client.get(page)).text
         [entry] = PAGE_SCRIPT.findall(html)
         pending, seen = [entry], set()

@@ -1,10 +1,10 @@
 """Every text a page shows comes from the catalog of the page's language, complete in each.
 
 The catalogs are ``static/i18n/<language>.json`` (``en``, ``uz``, ``ru``), each with the
-sections ``shared`` (texts of the ``shared/`` modules), ``login``, ``console`` and ``tablet``;
-a page uses ``shared`` plus its own section. English is the source of the keys. The HTML names
-its texts with ``data-i18n`` and ``data-i18n-<attribute>`` (keeping the English in place for the
-moment before the script runs); the modules ask ``t("key")``.
+sections ``shared`` (texts of the ``shared/`` modules), ``login``, ``console``, ``tablet`` and
+``mahalla``; a page uses ``shared`` plus its own section. English is the source of the keys. The
+HTML names its texts with ``data-i18n`` and ``data-i18n-<attribute>`` (keeping the English in
+place for the moment before the script runs); the modules ask ``t("key")``.
 
 Checked here, without a browser: every language has exactly the English keys, the same
 ``{placeholders}``, and the plural forms its language has (CLDR: one/other for English and
@@ -33,7 +33,7 @@ from alertnet.web.pages import STATIC_DIR
 from tests.support.asgi import AppClient
 
 ORIGIN: Final = "http://alertnet.test"
-PAGES: Final = ("console", "tablet", "login")
+PAGES: Final = ("console", "tablet", "login", "mahalla")
 SECTIONS: Final = ("shared", *PAGES)
 LANGUAGES: Final = ("en", "uz", "ru")
 # CLDR plural categories of cardinal numbers, per language.

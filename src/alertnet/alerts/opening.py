@@ -8,7 +8,7 @@ so the opening priority, the counters and the audit read the same whichever path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from alertnet.alerts.priority import opening_priority
@@ -47,6 +47,16 @@ class AlertOpening:
     drill: bool = False
     last_counter: int = 0
     trouble: str | None = None
+    # The event itself asks for silence (hold-up, duress: DESIGN §3, §9.1). A silent device
+    # makes the alert silent too: ``AlertIntake`` ORs this with the device's flag in SQL.
+    silent: bool = False
+    # A camera alert opens in ``verify`` (DESIGN §9.3) and rings this long after it opened.
+    verify_timeout_s: float = 60.0
+
+    @property
+    def initial_state(self) -> AlertState:
+        """``verify`` for a camera (a dispatcher confirms it first), else ``new``."""
+        return AlertState.VERIFY if self.category is AlertCategory.CAMERA else AlertState.NEW
 
     def row(self) -> dict[str, Any]:
         """The column values of the new alert."""
@@ -56,16 +66,22 @@ class AlertOpening:
             "category": self.category.value,
             "trouble": self.trouble,
             "priority": opening_priority(self.category, self.device.risk),
-            "state": AlertState.NEW.value,
+            "state": self.initial_state.value,
             "press_count": 1,
             "cancel_count": 0,
             "refusal_count": 0,
             "drill": self.drill,
+            "silent": self.silent,
             "lat": self.device.lat,
             "lon": self.device.lon,
             "last_counter": self.last_counter,
             "opened_at": self.at,
             "last_event_at": self.at,
+            "verify_due_at": (
+                self.at + timedelta(seconds=self.verify_timeout_s)
+                if self.initial_state is AlertState.VERIFY
+                else None
+            ),
         }
 
     def audit(self, alert_id: int) -> AlertAudit:
@@ -75,6 +91,6 @@ class AlertOpening:
             at=self.at,
             actor=self.device.actor,
             from_state=None,
-            to_state=AlertState.NEW.value,
+            to_state=self.initial_state.value,
             reason=self.reason,
         )

@@ -20,6 +20,13 @@ Dispatched categories (panic, intrusion, fire, medical, tamper):
     on_scene  → closed       with an outcome
     any open  → cancelled    a dispatcher, with a reason
 
+A camera alert (DESIGN §9.3) opens in ``verify`` instead: ``verify → new`` when a dispatcher
+confirms it (then dispatched as above), ``verify → cancelled`` when one dismisses it. Nothing
+offers an alert in ``verify`` to a post (the dispatcher serves only ``new`` and ``escalated``).
+
+A drill held by a post (accepted or on scene) also goes back to ``new`` when that post accepts a
+real alert (DESIGN §4, "pre-empted by a real alert"); a real alert never does.
+
 Trouble alerts (mains lost, low battery, offline, counter reset) are never dispatched: they go
 from ``new`` straight to ``closed`` (resolved, when the device's last condition clears:
 ``alerts.trouble``) or ``cancelled``. The machine itself refuses to
@@ -31,24 +38,30 @@ arrival) because handling statistics measure how long the citizen waited for eac
 
 Device progress states only move forward: an alert re-offered after a decline does not make the
 button's LED go back, and a device is told each of dispatched, accepted, on scene once.
+
+The ops trail: every state change, the opening included (``log_opened``), is one INFO line of
+the ``alertnet.alerts.state`` logger — alert id, category, mahalla, from → to, by whom, why.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.alerts.opening import AlertOpening
 from alertnet.alerts.views import alert_views
 from alertnet.errors import Conflict
-from alertnet.models import Alert, AlertAudit, AlertCategory, AlertState, utcnow
+from alertnet.models import Alert, AlertAudit, AlertCategory, AlertState, Mahalla, utcnow
 from alertnet.protocol import AckState
 from alertnet.realtime.feed import FeedMessage, append
 
 _S = AlertState
 
 DISPATCH_TRANSITIONS: Mapping[AlertState, frozenset[AlertState]] = {
+    _S.VERIFY: frozenset({_S.NEW, _S.CANCELLED}),
     _S.NEW: frozenset({_S.OFFERED, _S.ESCALATED, _S.CANCELLED}),
     _S.OFFERED: frozenset({_S.NEW, _S.ACCEPTED, _S.ESCALATED, _S.CANCELLED}),
     _S.ACCEPTED: frozenset({_S.ON_SCENE, _S.CLOSED, _S.OFFERED, _S.CANCELLED}),
@@ -62,9 +75,17 @@ TROUBLE_TRANSITIONS: Mapping[AlertState, frozenset[AlertState]] = {
     _S.NEW: frozenset({_S.CLOSED, _S.CANCELLED}),
 }
 
+# Moves only a drill may make: its post took a real alert, so it waits for another post.
+DRILL_PREEMPTION_TRANSITIONS: Mapping[AlertState, frozenset[AlertState]] = {
+    _S.ACCEPTED: frozenset({_S.NEW}),
+    _S.ON_SCENE: frozenset({_S.NEW}),
+}
+
 TERMINAL_STATES = frozenset({_S.CLOSED, _S.CANCELLED})
 # States in which the alert has no post of its own (an offer is not a hold).
 _POSTLESS_STATES = frozenset({_S.NEW, _S.OFFERED, _S.ESCALATED})
+
+log = logging.getLogger(__name__)
 
 
 class IllegalTransition(Conflict):
@@ -79,14 +100,70 @@ class IllegalTransition(Conflict):
         self.to_state = to_state
 
 
-def allowed_transitions(category: str, from_state: str) -> frozenset[AlertState]:
-    """The states an alert of ``category`` may move to from ``from_state``."""
-    table = TROUBLE_TRANSITIONS if category == AlertCategory.TROUBLE else DISPATCH_TRANSITIONS
-    return table.get(AlertState(from_state), frozenset())
+def allowed_transitions(
+    category: str, from_state: str, *, drill: bool = False
+) -> frozenset[AlertState]:
+    """The states an alert of ``category`` (a drill or not) may move to from ``from_state``."""
+    if category == AlertCategory.TROUBLE:
+        return TROUBLE_TRANSITIONS.get(AlertState(from_state), frozenset())
+    allowed = DISPATCH_TRANSITIONS.get(AlertState(from_state), frozenset())
+    if drill:
+        allowed |= DRILL_PREEMPTION_TRANSITIONS.get(AlertState(from_state), frozenset())
+    return allowed
 
 
-def is_legal(category: str, from_state: str, to_state: str) -> bool:
-    return AlertState(to_state) in allowed_transitions(category, from_state)
+def is_legal(category: str, from_state: str, to_state: str, *, drill: bool = False) -> bool:
+    return AlertState(to_state) in allowed_transitions(category, from_state, drill=drill)
+
+
+async def _mahalla_name(session: AsyncSession, mahalla_id: int | None) -> str:
+    """The mahalla's name for the ops trail; the session's identity map keeps it after the
+    first look, and nothing pending is flushed to read it."""
+    if mahalla_id is None:
+        return "-"
+    with session.no_autoflush:
+        mahalla = await session.get(Mahalla, mahalla_id)
+    return mahalla.name if mahalla is not None else f"#{mahalla_id}"
+
+
+async def log_transition(
+    session: AsyncSession,
+    *,
+    alert_id: int,
+    category: str,
+    mahalla_id: int | None,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    reason: str,
+) -> None:
+    """The ops trail's one INFO line for one state change (``from_state`` None: opened)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(
+        "alert %s %s mahalla=%s: %s → %s by %s%s",
+        alert_id,
+        category,
+        await _mahalla_name(session, mahalla_id),
+        from_state or "(opened)",
+        to_state,
+        actor,
+        f" ({reason})" if reason else "",
+    )
+
+
+async def log_opened(session: AsyncSession, alert_id: int, opening: AlertOpening) -> None:
+    """The ops trail's line for an alert ``opening`` has just created."""
+    await log_transition(
+        session,
+        alert_id=alert_id,
+        category=opening.category,
+        mahalla_id=opening.device.mahalla_id,
+        from_state=None,
+        to_state=opening.initial_state,
+        actor=opening.device.actor,
+        reason=opening.reason,
+    )
 
 
 def _device_progress(alert: Alert, to_state: AlertState) -> AckState | None:
@@ -94,8 +171,8 @@ def _device_progress(alert: Alert, to_state: AlertState) -> AckState | None:
 
     Called before the time fields are stamped: an unset field means "first time".
     """
-    if alert.category == AlertCategory.TROUBLE:
-        return None  # nobody pressed anything: the device expects no progress
+    if alert.category in (AlertCategory.TROUBLE, AlertCategory.CAMERA):
+        return None  # nobody pressed anything (a camera has no downlink): nothing to tell
     if to_state is _S.OFFERED and alert.first_offered_at is None:
         return AckState.DISPATCHED
     if to_state is _S.ACCEPTED and alert.accepted_at is None:
@@ -146,7 +223,7 @@ async def transition(
     """
     target = AlertState(to_state)
     origin = AlertState(alert.state)
-    if target not in allowed_transitions(alert.category, origin):
+    if target not in allowed_transitions(alert.category, origin, drill=alert.drill):
         raise IllegalTransition(alert.id, origin, target)
     at = at or utcnow()
     progress = _device_progress(alert, target)
@@ -164,6 +241,16 @@ async def transition(
             to_state=target,
             reason=reason,
         )
+    )
+    await log_transition(
+        session,
+        alert_id=alert.id,
+        category=alert.category,
+        mahalla_id=alert.mahalla_id,
+        from_state=origin,
+        to_state=target,
+        actor=actor,
+        reason=reason,
     )
     if not announce:
         return progress

@@ -21,12 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.opening import AlertOpening, DeviceRef
-from alertnet.alerts.state import transition
+from alertnet.alerts.state import log_opened, transition
 from alertnet.models import OPEN_ALERT_STATES, Alert, AlertCategory, AlertState
 
 __all__ = ["Change", "DeviceRef", "clear", "raise_", "raise_many"]
 
 RESOLVED_OUTCOME = "resolved"
+#: The trouble kind of a panel code alertnet does not know (§9.1): each one is news, so raising
+#: it again takes back an earlier acknowledgement.
+UNKNOWN_CODE = "unknown_code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +102,20 @@ async def raise_many(
             added.append(True)
             continue
         kinds = [k for k in (alert.trouble or "").split(",") if k]
-        added.append(kind not in kinds)
+        rings_again = kind == UNKNOWN_CODE and alert.acknowledged_at is not None
+        added.append(kind not in kinds or rings_again)
         if kind not in kinds:
             kinds.append(kind)
             alert.trouble = ",".join(kinds)
+        if rings_again:  # a new unknown panel code is news: every console rings again
+            alert.acknowledged_at = None
+            alert.acknowledged_by = None
         if alert.last_event_at is None or at > alert.last_event_at:
             alert.last_event_at = at
     await session.flush()  # one multi-row INSERT for the new alerts, ids come back
     session.add_all(opening.audit(alert.id) for alert, opening in opened)
+    for alert, opening in opened:
+        await log_opened(session, alert.id, opening)
     new_ids = {id(alert) for alert, _opening in opened}
     changes: list[Change] = []
     announced_open: set[int] = set()

@@ -3,7 +3,8 @@ from a shell. Each database command is one transaction; an error prints one line
 
 ``main`` parses the command line, reads the ``ALERTNET_*`` settings and runs the subcommand's
 handler; the subcommands live by topic: ``server`` (migrate, serve), ``network`` (device,
-mahalla, post, gateway, broker) and ``accounts`` (user, token), on ``common``'s helpers.
+mahalla, post, gateway, broker), ``accounts`` (user, token) and ``press`` (try a device), on
+``common``'s helpers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from alertnet import __version__
-from alertnet.cli import accounts, network, server
+from alertnet.cli import accounts, network, press, server
 from alertnet.cli.common import EXIT_ERROR, EXIT_USAGE, Handler, display_url
 from alertnet.config import Settings
 from alertnet.errors import AlertnetError
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_registry_commands(commands)
     accounts.add_commands(commands)
     network.add_transport_commands(commands)
+    press.add_commands(commands)
     return parser
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def add_registry_commands(commands: Commands) -> None:
-    """``device add|import``, ``mahalla add`` and ``post add``."""
+    """``device add|import``, ``mahalla add|import`` and ``post add``."""
     device = commands.add_parser("device", help="register devices").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -39,6 +39,43 @@ def add_registry_commands(commands: Commands) -> None:
         metavar="SECONDS",
         help="heartbeat supervision interval (default 900 public panic buttons, else 3600)",
     )
+    command.add_argument(
+        "--silent",
+        action="store_true",
+        help="a hold-up device: its alerts are silent, it is told 'received' and no more",
+    )
+    panel = command.add_argument_group("alarm panel over SIA DC-09 (DESIGN §9.1)")
+    panel.add_argument(
+        "--dc09-account",
+        metavar="ACCT",
+        help="the account (3-16 hex digits) the panel reports as; supervision default 90000 s",
+    )
+    panel.add_argument(
+        "--dc09-key",
+        metavar="HEX",
+        help="the panel's AES key, 32/48/64 hex digits; without it the panel sends in the clear",
+    )
+    camera = command.add_argument_group("camera seen through Frigate NVR (DESIGN §9.3)")
+    camera.add_argument("--camera", metavar="NAME", help="its camera name in Frigate")
+    camera.add_argument("--labels", metavar="L1,L2", help="labels that alert (default person)")
+    camera.add_argument("--zones", metavar="Z1,Z2", help="zones to watch (default: everywhere)")
+    camera.add_argument(
+        "--hours",
+        metavar="HH-HH",
+        help="hours to watch in ALERTNET_TIMEZONE, e.g. 22-06 (wraps midnight; default always)",
+    )
+    premises = command.add_argument_group("premises and call list (DESIGN §10)")
+    premises.add_argument("--premises-ref", metavar="REF", help="devices sharing it are one site")
+    premises.add_argument("--owner", default="")
+    premises.add_argument("--street", default="")
+    premises.add_argument("--notes", default="", help="entrance, floor, key-holder instructions")
+    premises.add_argument(
+        "--contact",
+        action="append",
+        default=[],
+        metavar="NAME;PHONE[;RELATION]",
+        help="one person to call; repeat it, in calling order",
+    )
     command.set_defaults(handler=_device_add)
     command = device.add_parser("import", help="register the devices of a CSV file")
     command.add_argument("file", metavar="FILE.csv")
@@ -57,6 +94,11 @@ def add_registry_commands(commands: Commands) -> None:
     command.add_argument("--households", type=int, default=0)
     command.add_argument("--businesses", type=int, default=0)
     command.set_defaults(handler=_mahalla_add)
+    command = mahalla.add_parser(
+        "import", help="add or update mahallas (households, businesses, …) from a CSV file"
+    )
+    command.add_argument("file", metavar="FILE.csv")
+    command.set_defaults(handler=_mahalla_import)
 
     post = commands.add_parser("post", help="register mobile police posts").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -90,9 +132,20 @@ def add_transport_commands(commands: Commands) -> None:
 
 
 def _device_add(args: argparse.Namespace, settings: Settings) -> int:
-    from alertnet.devices.service import add_device, parse_key_hex
+    from alertnet.devices.premises import parse_cli_premises
+    from alertnet.devices.service import add_device, camera_setup, parse_dc09_key, parse_key_hex
 
     key = parse_key_hex(args.key) if args.key is not None else None
+    dc09_key = parse_dc09_key(args.dc09_key) if args.dc09_key is not None else None
+    camera = camera_setup(args.camera, args.labels, args.zones, args.hours)
+    premises = parse_cli_premises(
+        ref=args.premises_ref,
+        owner=args.owner,
+        address=args.address,
+        street=args.street,
+        notes=args.notes,
+        contacts=args.contact,
+    )
 
     async def work(session: AsyncSession) -> tuple[str, str, str, int, bytes]:
         device, device_key = await add_device(
@@ -107,11 +160,28 @@ def _device_add(args: argparse.Namespace, settings: Settings) -> int:
             name=args.name,
             address=args.address,
             supervision_interval_s=args.supervision_s,
+            silent=args.silent,
+            premises=premises,
+            dc09_account=args.dc09_account,
+            dc09_key=dc09_key,
+            camera=camera,
         )
         return device.eui, device.kind, device.site, device.supervision_interval_s, device_key
 
     eui, kind, site, supervision_s, device_key = in_transaction(settings, work)
-    print(f"added device {eui}: {kind}, {site} site, supervision every {supervision_s} s")
+    silent = ", SILENT" if args.silent else ""
+    print(f"added device {eui}: {kind}, {site} site{silent}, supervision every {supervision_s} s")
+    if args.dc09_account:
+        cipher = f"AES-{len(dc09_key) * 8}" if dc09_key else "unencrypted"
+        print(f"DC-09 account {args.dc09_account.strip().upper()} ({cipher})")
+        return EXIT_OK  # a panel has no use for a v1 frame key
+    if camera is not None:
+        zones = camera.zones or "everywhere"
+        print(
+            f"Frigate camera {camera.name}: labels {camera.labels}, zones {zones}, "
+            f"hours {camera.hours or 'always'}"
+        )
+        return EXIT_OK  # Frigate signs nothing with a v1 frame key
     if key is None:
         print(f"generated key: {device_key.hex()}")
         print("flash this key into the device; anyone holding it can send alarms as the device")
@@ -156,6 +226,19 @@ def _mahalla_add(args: argparse.Namespace, settings: Settings) -> int:
 
     name, risk = in_transaction(settings, work)
     print(f"added mahalla {name!r} ({risk})")
+    return EXIT_OK
+
+
+def _mahalla_import(args: argparse.Namespace, settings: Settings) -> int:
+    from alertnet.programme.registry import MahallaImport, import_mahallas
+
+    path = Path(args.file)
+
+    async def work(session: AsyncSession) -> MahallaImport:
+        return await import_mahallas(session, path)
+
+    result = in_transaction(settings, work)
+    print(f"mahallas from {path}: {result.added} added, {result.updated} updated")
     return EXIT_OK
 
 

@@ -1,16 +1,28 @@
 """``alertnet migrate`` and ``alertnet serve``: the schema brought up to date, and the server
-(API, ingest, dispatcher) run in the foreground, optionally on a seeded demo city."""
+(API, ingest, dispatcher) run in the foreground, optionally on a seeded demo city.
+
+``serve`` takes its listening socket before anything else: a port that is already taken is one
+clear line and exit code 1 at once, not a traceback after the database was touched.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet import __version__
-from alertnet.cli.common import EXIT_OK, display_url, in_transaction, migrate_database
+from alertnet.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    display_url,
+    in_transaction,
+    migrate_database,
+)
 from alertnet.config import Settings
 
 if TYPE_CHECKING:
@@ -49,7 +61,56 @@ def _console_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/console"
 
 
+class PortTaken(Exception):
+    """Another process listens on the address ``serve`` was asked to use."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now; ``PortTaken`` when the port is in use."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise OSError(f"unknown host {host!r}: {exc.strerror}") from exc
+    listener = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a restart may reuse a port whose old connections linger in
+        # TIME_WAIT; a port another process listens on stays refused.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortTaken from exc
+        raise
+    listener.set_inheritable(True)
+    return listener
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        listener = _listen(args.host, args.port)
+    except PortTaken:
+        print(
+            f"error: cannot serve on {args.host}:{args.port}: the port is already in use "
+            "(is alertnet already running?)",
+            file=sys.stderr,
+        )
+        print(
+            f"hint: stop the other server, or pick a free port: alertnet serve --port "
+            f"{args.port + 1} (or make run PORT={args.port + 1})",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    with listener:
+        return _serve_on(listener, args, settings)
+
+
+def _serve_on(listener: socket.socket, args: argparse.Namespace, settings: Settings) -> int:
     from alertnet.demo import DemoLogins, DemoMode, apply_demo_mode, seed_demo
 
     # Only the flag turns the demo on: demo logins and keys work only while it is given.
@@ -83,11 +144,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             f"demo accounts ({mode.revoked_tokens} tokens revoked)"
         )
     sys.stdout.flush()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=HTTP_DRAIN_S,
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return EXIT_OK

@@ -6,6 +6,10 @@ the device's open ``trouble`` alert) and ``tamper`` (an open tamper alert). ``GE
 /api/v1/mahallas`` lists the mahallas with their risk class and centroid. What a caller sees
 is its scope's (``alertnet.auth.scope``): dispatchers and admins every mahalla, an observer
 only its own; posts read neither.
+
+What a row shows is ``Scope.shown_device_view``'s (DESIGN §10): to an observer a household's or
+a business's device is an anonymous dot on its street, with no health; offline ones are
+counted per street (``GET /api/v1/devices/offline-by-street``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.views import iso
 from alertnet.auth.deps import CurrentUser, DbSession
 from alertnet.auth.scope import Scope
+from alertnet.devices.premises import Premises
 from alertnet.models import (
     OPEN_ALERT_STATES,
     Alert,
@@ -79,6 +84,9 @@ async def device_health(
         .outerjoin(Mahalla, Mahalla.id == Device.mahalla_id)
         .where(scope.devices())
     )
+    if status is not None or troubled_only:
+        # Selecting on health must not single out the devices whose health is private (§10).
+        query = query.where(scope.device_health_visible())
     if status is not None:
         query = query.where(Device.status == status)
     if mahalla_id is not None:
@@ -96,27 +104,29 @@ async def device_health(
         kinds = set(held)
         if device.status == DeviceStatus.OFFLINE:
             kinds.add("offline")
-        views.append(
-            {
-                "id": device.id,
-                "eui": device.eui,
-                "kind": device.kind,
-                "site": device.site,
-                "name": device.name,
-                "address": device.address,
-                "lat": device.lat,
-                "lon": device.lon,
-                "mahalla_id": device.mahalla_id,
-                "mahalla": mahalla,
-                "risk": risk,
-                "status": device.status,
-                "battery": device.battery,
-                "last_seen_at": iso(device.last_seen_at),
-                "supervision_interval_s": device.supervision_interval_s,
-                "troubles": _ordered(kinds),
-                "trouble_alert_ids": sorted(set(held.values())),
-            }
-        )
+        view = {
+            "id": device.id,
+            "eui": device.eui,
+            "kind": device.kind,
+            "site": device.site,
+            "name": device.name,
+            "address": device.address,
+            "lat": device.lat,
+            "lon": device.lon,
+            "mahalla_id": device.mahalla_id,
+            "mahalla": mahalla,
+            "risk": risk,
+            "status": device.status,
+            "battery": device.battery,
+            "last_seen_at": iso(device.last_seen_at),
+            "supervision_interval_s": device.supervision_interval_s,
+            "troubles": _ordered(kinds),
+            "trouble_alert_ids": sorted(set(held.values())),
+            "silent": device.silent,
+            "street": device.street,
+            "premises": Premises.of_device(device).as_dict(),
+        }
+        views.append(scope.shown_device_view(view))
     views.sort(key=lambda view: (not view["troubles"], view["mahalla"] or "", view["eui"]))
     return views
 
@@ -142,6 +152,33 @@ async def list_devices(
         troubled_only=trouble,
         limit=limit,
     )
+
+
+@router.get(
+    "/devices/offline-by-street",
+    summary="Offline household and business alarms, counted per mahalla and street",
+)
+async def offline_by_street(
+    session: DbSession, actor: CurrentUser, mahalla_id: Int32 | None = None
+) -> list[dict[str, Any]]:
+    """What the mahalla team may know of unprotected homes and shops (DESIGN §10): how many
+    per street, never which. ``street`` is empty for devices whose premises name none."""
+    scope = actor.scope
+    scope.ensure_reads_area("the device list")
+    query = (
+        select(Device.mahalla_id, Mahalla.name, Device.street, func.count(Device.id))
+        .outerjoin(Mahalla, Mahalla.id == Device.mahalla_id)
+        .where(scope.devices(), scope.counts_offline_by_street())
+        .group_by(Device.mahalla_id, Mahalla.name, Device.street)
+        .order_by(Mahalla.name, Device.street)
+    )
+    if mahalla_id is not None:
+        scope.ensure_sees_mahalla(mahalla_id)
+        query = query.where(Device.mahalla_id == mahalla_id)
+    return [
+        {"mahalla_id": mahalla, "mahalla": name, "street": street, "offline": count}
+        for mahalla, name, street, count in await session.execute(query)
+    ]
 
 
 @router.get("/mahallas", summary="Mahallas the caller may see, with risk class and centroid")

@@ -3,10 +3,19 @@ written, and one bad row means no device of the file is imported.
 
 The header names the columns, in any order::
 
-    eui,kind,lat,lon,key,mahalla,site,name,address,supervision_interval_s
+    eui,kind,lat,lon,key,mahalla,site,name,address,supervision_interval_s,silent,
+    premises_ref,owner,street,notes,contact1_name,contact1_phone,contact1_relation,contact2_…
 
 Only ``eui``, ``kind``, ``lat`` and ``lon`` are required; an optional column may be left out or
 left empty (an empty ``key`` is generated, the other defaults are those of ``add_device``).
+``silent`` is ``true``/``false`` (also ``1``/``0``, ``yes``/``no``; empty: false). The premises
+columns (DESIGN §10, ``devices.premises``) are validated like ``PUT /devices/{eui}/premises``;
+contacts are called in their numbered order, and an all-empty contact slot is skipped.
+An alarm panel over SIA DC-09 (DESIGN §9.1) has ``dc09_account`` (unique, in the file and in
+the registry) and, when it encrypts, ``dc09_key`` (32, 48 or 64 hex digits); no frame key is
+generated for it. A Frigate camera (kind ``camera``, DESIGN §9.3) has ``camera`` (its Frigate
+name, unique) and optionally ``camera_labels`` and ``camera_zones`` (comma-separated, so quote
+the cell) and ``camera_hours`` (``22-06``); no frame key is generated for it either.
 """
 
 from __future__ import annotations
@@ -22,7 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.devices.service import DeviceSpec, device_spec, new_device, parse_key_hex
+from alertnet.devices.premises import is_csv_column, premises_from_csv
+from alertnet.devices.service import (
+    DeviceSpec,
+    camera_setup,
+    device_spec,
+    new_device,
+    parse_dc09_key,
+    parse_key_hex,
+)
 from alertnet.errors import Conflict, InvalidInput
 from alertnet.models import Device, Mahalla
 
@@ -37,8 +54,23 @@ COLUMNS = (
     "name",
     "address",
     "supervision_interval_s",
+    "silent",
+    "premises_ref",
+    "owner",
+    "street",
+    "notes",
+    "contact1_name",
+    "contact1_phone",
+    "contact1_relation",
+    "dc09_account",
+    "dc09_key",
+    "camera",
+    "camera_labels",
+    "camera_zones",
+    "camera_hours",
 )
 REQUIRED_COLUMNS = ("eui", "kind", "lat", "lon")
+_TRUTH = {"": False, "0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 # Enough to fix a file in one pass without flooding a terminal when every row is wrong.
 MAX_REPORTED_ERRORS = 100
 # Stays far below the bind-parameter limits of SQLite and asyncpg.
@@ -86,7 +118,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 def _header(record: Sequence[str]) -> list[str]:
     header = [cell.strip().lower() for cell in record]
-    unknown = [column for column in header if column not in COLUMNS]
+    unknown = [column for column in header if column not in COLUMNS and not is_csv_column(column)]
     if unknown:
         raise InvalidInput(
             f"unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
@@ -119,6 +151,9 @@ def _spec(values: dict[str, str]) -> DeviceSpec:
     if supervision and not supervision.isdigit():
         raise InvalidInput(f"supervision_interval_s {supervision!r} is not a whole number")
     key = values.get("key", "")
+    silent = values.get("silent", "").lower()
+    if silent not in _TRUTH:
+        raise InvalidInput(f"silent {values['silent']!r} is not true or false")
     return device_spec(
         values["eui"],
         kind=values["kind"],
@@ -130,6 +165,16 @@ def _spec(values: dict[str, str]) -> DeviceSpec:
         name=values.get("name", ""),
         address=values.get("address", ""),
         supervision_interval_s=int(supervision) if supervision else None,
+        silent=_TRUTH[silent],
+        premises=premises_from_csv(values),
+        dc09_account=values.get("dc09_account") or None,
+        dc09_key=parse_dc09_key(values["dc09_key"]) if values.get("dc09_key") else None,
+        camera=camera_setup(
+            values.get("camera") or None,
+            values.get("camera_labels") or None,
+            values.get("camera_zones") or None,
+            values.get("camera_hours") or None,
+        ),
     )
 
 
@@ -166,6 +211,16 @@ async def _existing_euis(session: AsyncSession, euis: Sequence[str]) -> set[str]
         found.update(
             (await session.execute(select(Device.eui).where(Device.eui.in_(chunk)))).scalars()
         )
+    return found
+
+
+async def _existing_accounts(session: AsyncSession, accounts: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(accounts):
+        rows = await session.execute(
+            select(Device.dc09_account).where(Device.dc09_account.in_(chunk))
+        )
+        found.update(account for account in rows.scalars() if account is not None)
     return found
 
 
@@ -227,6 +282,35 @@ async def import_devices(
             unique.append(item)
         else:
             bad.append(_BadRow(item.at, f"EUI {item.spec.eui} repeats {earlier.where()}"))
+    first_row_of_account: dict[str, _Row] = {}
+    for item in list(unique):
+        account = item.spec.dc09_account
+        if account is None:
+            continue
+        earlier = first_row_of_account.setdefault(account, item.at)
+        if earlier is not item.at:
+            unique.remove(item)
+            bad.append(_BadRow(item.at, f"DC-09 account {account} repeats {earlier.where()}"))
+    taken = await _existing_accounts(session, sorted(first_row_of_account))
+    first_row_of_camera: dict[str, _Row] = {}
+    for item in list(unique):
+        if item.spec.camera is None:
+            continue
+        earlier = first_row_of_camera.setdefault(item.spec.camera.name, item.at)
+        if earlier is not item.at:
+            unique.remove(item)
+            bad.append(
+                _BadRow(item.at, f"camera {item.spec.camera.name} repeats {earlier.where()}")
+            )
+    cameras_taken = set(
+        (
+            await session.scalars(
+                select(Device.camera_name).where(
+                    Device.camera_name.in_(sorted(first_row_of_camera))
+                )
+            )
+        ).all()
+    )
 
     registered = await _existing_euis(session, [item.spec.eui for item in unique])
     names = sorted({item.spec.mahalla_name for item in unique if item.spec.mahalla_name})
@@ -234,6 +318,12 @@ async def import_devices(
     for item in unique:
         if item.spec.eui in registered:
             bad.append(_BadRow(item.at, f"a device with EUI {item.spec.eui} already exists"))
+        elif item.spec.dc09_account in taken:
+            account = item.spec.dc09_account
+            bad.append(_BadRow(item.at, f"DC-09 account {account} belongs to another device"))
+        elif item.spec.camera is not None and item.spec.camera.name in cameras_taken:
+            name = item.spec.camera.name
+            bad.append(_BadRow(item.at, f"camera {name} is another device already"))
         elif item.spec.mahalla_name and item.spec.mahalla_name not in mahalla_ids:
             bad.append(_BadRow(item.at, f"no mahalla named {item.spec.mahalla_name!r}"))
     if bad:
@@ -244,7 +334,7 @@ async def import_devices(
         mahalla_id = mahalla_ids[item.spec.mahalla_name] if item.spec.mahalla_name else None
         device, key = new_device(item.spec, mahalla_id=mahalla_id)
         session.add(device)
-        if item.spec.key is None:
+        if item.spec.key is None and item.spec.dc09_account is None and item.spec.camera is None:
             generated.append((device.eui, key))
     try:
         await session.flush()

@@ -100,6 +100,8 @@ class Supervisor:
                         "device.updated",
                         {
                             "eui": device.eui,
+                            # An observer gets a public device's row only (Scope, DESIGN §10).
+                            "site": device.site,
                             "status": device.status,
                             "battery": device.battery,
                             "trouble_alert_id": change.alert_id,

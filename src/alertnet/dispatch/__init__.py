@@ -2,7 +2,8 @@
 database, the next post on a refusal, and the console's escalated queue when nobody takes it.
 
 The rooms: ``policy`` (the numbers, state groups and outcomes), ``geo`` (pure geometry),
-``locks`` (row locks), ``matching`` (eligibility and the offer moves), ``queue`` (the engine's
+``locks`` (row locks), ``eligibility`` (who may be offered an alert and why: the one rule),
+``matching`` (claiming posts and the offer moves), ``queue`` (the engine's
 passes), ``actions`` (what posts and dispatchers do), ``duty`` (a post's own reports),
 ``views`` (offers, feed messages, console and tablet reads), ``engine`` (the loop and the one
 transaction per action), ``notifier`` (device progress downlinks), ``stats`` (handling

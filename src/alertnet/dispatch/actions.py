@@ -25,11 +25,14 @@ from alertnet.dispatch.locks import (
     pending_offer_of_alert,
 )
 from alertnet.dispatch.matching import (
+    ENGINE_ACTOR,
+    PREEMPTED,
     free_post,
     make_offer,
     move_alert,
     offer_or_escalate,
     refuse,
+    serve_again,
     serve_post,
     withdraw_offer,
 )
@@ -75,8 +78,13 @@ async def accept(
     actor: str,
     *,
     now: datetime | None = None,
+    policy: DispatchPolicy = DEFAULT_POLICY,
 ) -> list[StateNotice]:
-    """The offered post takes the alert: alert accepted and held by the post, post busy."""
+    """The offered post takes the alert: alert accepted and held by the post, post busy.
+
+    A drill the post holds gives way to a real alert (DESIGN §4): it goes back to ``new``
+    ("pre-empted by a real alert") and on to its next post; any other alert held is a 409.
+    """
     now = now or utcnow()
     notices: list[StateNotice] = []
     alert, offer = await lock_offer_and_alert(session, offer_id)
@@ -86,10 +94,30 @@ async def accept(
         raise Conflict(f"offer {offer_id} is {offer.state}")
     if now >= offer.deadline_at:
         raise Conflict(f"offer {offer_id} expired at {offer.deadline_at.isoformat()}")
+    # The drill to pre-empt is locked before the post (lock order alert → post); only this
+    # post's own actions change it, and none of them waits for another alert.
+    held_before = await active_alert_of_post(session, post_id)
+    drill = (
+        await lock_alert(session, held_before)
+        if held_before is not None and not alert.drill
+        else None
+    )
     post = await lock_post(session, post_id)
     held = await active_alert_of_post(session, post_id)
-    if held is not None:
+    if held is not None and (drill is None or held != drill.id or not drill.drill):
         raise Conflict(f"post {post.callsign} already holds alert {held}")
+    pre_empted: list[FeedMessage] = []
+    if held is not None and drill is not None:
+        await move_alert(
+            session,
+            drill,
+            AlertState.NEW,
+            notices,
+            actor=ENGINE_ACTOR,
+            reason=f"{PREEMPTED} (alert {alert.id})",
+            now=now,
+            feed=pre_empted,
+        )
     offer.state = OfferState.ACCEPTED
     offer.decided_at = now
     alert.post_id = post_id
@@ -108,7 +136,10 @@ async def accept(
     updated = await offer_message(
         session, offer, "offer.updated", alert, callsign=post.callsign, alert_view=feed[0].data
     )
-    await append(session, [updated, *feed, post_message(post)])
+    # The drill's news last: a tablet takes the real alert before it hears the drill is gone.
+    await append(session, [updated, *feed, post_message(post), *pre_empted])
+    if held is not None and drill is not None:
+        await serve_again(session, drill, post_id, notices, now=now, policy=policy)
     return notices
 
 
@@ -303,7 +334,9 @@ async def assign(
     Any pending offer of the alert is withdrawn; an accepted alert is taken back from its post
     (which becomes available). If the chosen post has a pending offer for another alert, that
     offer is withdrawn and the other alert re-dispatched. A post holding an accepted or on-scene
-    alert cannot be assigned another (409). The assignment is an offer with the usual deadline.
+    alert cannot be assigned another (409), unless it holds a drill and this alert is real
+    (DESIGN §4: the drill gives way when the post accepts). The assignment is an offer with the
+    usual deadline.
     """
     now = now or utcnow()
     notices: list[StateNotice] = []
@@ -328,7 +361,9 @@ async def assign(
     post = locked[post_id]
     previous_holder = locked[holder_id] if holder_id is not None else None
     held = await active_alert_of_post(session, post_id)
-    if held is not None:
+    if held is not None and (
+        alert.drill or not await session.scalar(select(Alert.drill).where(Alert.id == held))
+    ):
         raise Conflict(f"post {post.callsign} holds alert {held}")
 
     displaced: Alert | None = None

@@ -95,12 +95,13 @@ async def report_location(
     *,
     policy: DispatchPolicy = DEFAULT_POLICY,
 ) -> list[StateNotice]:
-    """Store the post's position; an available post may be offered a waiting alert at once."""
+    """Store the post's position; a post on duty may be offered a waiting alert at once (a
+    busy one only when it holds a drill and the alert is real)."""
     check_location(lat, lon)
     post = await lock_post(session, post_id)
     post.lat, post.lon, post.accuracy_m, post.location_at = lat, lon, accuracy_m, utcnow()
     await append(session, [post_message(post)])
-    if post.status != PostStatus.AVAILABLE or not await _alerts_waiting(session):
+    if post.status == PostStatus.OFF_DUTY or not await _alerts_waiting(session):
         return []  # the common case, every few seconds per tablet: no dispatch pass
     return await post_available(session, post_id, policy=policy)
 

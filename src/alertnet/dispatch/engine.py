@@ -153,7 +153,13 @@ class Dispatcher:
 
     async def accept(self, offer_id: int, post_id: int, actor: str) -> Sequence[StateNotice]:
         return await self.perform(
-            functools.partial(actions.accept, offer_id=offer_id, post_id=post_id, actor=actor)
+            functools.partial(
+                actions.accept,
+                offer_id=offer_id,
+                post_id=post_id,
+                actor=actor,
+                policy=self.policy,
+            )
         )
 
     async def decline(

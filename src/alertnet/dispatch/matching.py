@@ -1,12 +1,9 @@
-"""Who gets an alert: the eligibility of posts, and the moves that make, refuse, withdraw and
+"""Who gets an alert: claiming eligible posts, and the moves that make, refuse, withdraw and
 re-serve offers. Actions and queue passes are built from these; each step works on rows its
 caller has locked (``dispatch.locks``) and collects device notices for after the commit.
 
-Eligible post for an alert (numbers in ``DispatchPolicy``): status ``available``, a location
-fresh enough and within reach, holding neither a pending offer nor an accepted/on-scene alert,
-and not paused for this alert: a post that declined it is not asked again for
-``decline_pause_s``, one whose offer of it expired for ``expiry_pause_s``; a withdrawn offer
-pauses nothing. Nearest first by great-circle distance.
+Which post is eligible, and why, is ``dispatch.eligibility``: ``claim_post`` locks a post and
+asks ``eligibility.judge`` before any automatic offer. Nearest first by great-circle distance.
 
 A refusal (decline or expiry) sends the alert to the next nearest post, or to ``escalated``
 once ``max_refusals`` is reached. An escalated alert is offered in rounds, one eligible post
@@ -14,7 +11,10 @@ per round (``queue.dispatch_waiting``, ``serve_post``); a refusal in a round ret
 ``escalated`` at once.
 
 Real before drill: a post is not offered a drill while it is eligible for a real alert that
-waits (``new`` or ``escalated``).
+waits (``new`` or ``escalated``). A post holding a drill is eligible for real alerts: a real
+offer withdraws its pending drill offer, and accepting the real alert sends its held drill back
+to ``new`` (``actions.accept``); either way the drill is served again at once
+(``preempt_drill``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from alertnet import db
 from alertnet.alerts.state import transition
+from alertnet.dispatch.eligibility import (
+    PostFacts,
+    Target,
+    judge,
+    judge_post,
+    owed_a_real_alert,
+    post_can_take,
+    read_facts,
+    refusal_pause,
+)
 from alertnet.dispatch.geo import bounding_box, haversine_m, nearest
-from alertnet.dispatch.locks import lock_alert
+from alertnet.dispatch.locks import active_alert_of_post, lock_alert, pending_offer_of_alert
 from alertnet.dispatch.notifier import StateNotice
-from alertnet.dispatch.policy import ACTIVE_STATES, WAITING_STATES, DispatchPolicy
+from alertnet.dispatch.policy import WAITING_STATES, DispatchPolicy
 from alertnet.dispatch.views import feed_post, offer_message
 from alertnet.models import (
     Alert,
@@ -52,19 +61,24 @@ from alertnet.realtime.feed import FeedMessage, append
 ENGINE_ACTOR: Final = "dispatch"
 # How many waiting alerts a post coming free looks at, best first, before giving up.
 _SERVE_POST_SCAN: Final = 50
+# The audit reason of a drill that gives way to a real alert (DESIGN §4).
+PREEMPTED: Final = "pre-empted by a real alert"
 
 
 @dataclass(frozen=True, slots=True)
 class FreePost:
-    """A post that looked free when the pass began: a hint, ``claim_post`` decides."""
+    """A post that looked free for real alerts when the pass began (``takes_drills``: for
+    drills too): a hint, ``claim_post`` decides."""
 
     id: int
     lat: float
     lon: float
+    takes_drills: bool = True
 
 
 def _note(notices: list[StateNotice], alert: Alert, progress: AckState | None) -> None:
-    if progress is not None:
+    # A dispatcher's drill (DESIGN §12) was pressed by nobody: its device is told nothing.
+    if progress is not None and alert.drill_id is None:
         notices.append(StateNotice(alert.device_id, alert.last_counter, progress))
 
 
@@ -86,109 +100,92 @@ async def move_alert(
     _note(notices, alert, progress)
 
 
-def post_is_free(post_id: Any) -> ColumnElement[bool]:
-    """SQL: the post holds neither a pending offer nor an accepted/on-scene alert.
-
-    Aliases keep these subqueries from correlating with an enclosing alerts/offers query.
-    """
-    offer = aliased(Offer)
-    held = aliased(Alert)
-    return and_(
-        ~exists().where(offer.post_id == post_id, offer.state == OfferState.PENDING),
-        ~exists().where(held.post_id == post_id, held.state.in_(ACTIVE_STATES)),
-    )
-
-
-def refusal_pause(
-    alert_id: Any, post_id: Any, now: datetime, policy: DispatchPolicy
-) -> ColumnElement[bool]:
-    """SQL: at ``now`` the post is paused for the alert, having declined it or let an offer of
-    it expire too recently (``DispatchPolicy.decline_pause_s`` / ``expiry_pause_s``).
-
-    Every table but its own offers alias is correlated, however deep the enclosing query puts
-    the alert and post columns.
-    """
-    offer = aliased(Offer)
-    pause = exists().where(
-        offer.alert_id == alert_id,
-        offer.post_id == post_id,
-        or_(
-            and_(
-                offer.state == OfferState.DECLINED,
-                offer.decided_at > policy.declined_pause_since(now),
-            ),
-            and_(
-                offer.state == OfferState.EXPIRED,
-                offer.decided_at > policy.expired_pause_since(now),
-            ),
-        ),
-    )
-    return pause.correlate_except(offer)
-
-
-async def owed_a_real_alert(
-    session: AsyncSession, post: Post, now: datetime, policy: DispatchPolicy
-) -> bool:
-    """Whether the (claimed) post is eligible for some waiting real alert: then it gets no
-    drill."""
-    if post.lat is None or post.lon is None:
-        return False
-    box = bounding_box(post.lat, post.lon, policy.max_distance_m)
-    rows = await session.execute(
-        select(Alert.lat, Alert.lon).where(
-            Alert.state.in_(WAITING_STATES),
-            Alert.category != AlertCategory.TROUBLE,
-            Alert.drill.is_(False),
-            Alert.lat.between(box.min_lat, box.max_lat),
-            Alert.lon.between(box.min_lon, box.max_lon),
-            ~refusal_pause(Alert.id, post.id, now, policy),
-        )
-    )
-    return any(
-        haversine_m(lat, lon, post.lat, post.lon) <= policy.max_distance_m for lat, lon in rows
-    )
-
-
 async def claim_post(
-    session: AsyncSession, post_id: int, now: datetime, policy: DispatchPolicy
-) -> Post | None:
-    """Lock the post if it is eligible for a new offer right now; None otherwise.
+    session: AsyncSession,
+    post_id: int,
+    alert: Alert | None,
+    now: datetime,
+    policy: DispatchPolicy,
+) -> PostFacts | None:
+    """Lock the post if ``eligibility.judge`` finds it eligible for ``alert`` right now (with
+    None: for some real alert, wherever it is), and return its facts (a drill it holds or is
+    offered shows in them); None otherwise.
 
     ``SKIP LOCKED``: a post another transaction is working on is simply not free for us.
     """
     await db.write_lock(session)
-    post = (
-        await session.execute(
-            select(Post)
-            .where(
-                Post.id == post_id,
-                Post.status == PostStatus.AVAILABLE,
-                Post.lat.is_not(None),
-                Post.lon.is_not(None),
-                Post.location_at >= policy.location_fresh_after(now),
-            )
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if post is None:
+    locked = await session.scalar(
+        select(Post.id).where(Post.id == post_id).with_for_update(skip_locked=True)
+    )
+    if locked is None:
         return None
     # A fresh statement after the lock: sees every offer committed before we got it.
-    if not await session.scalar(select(post_is_free(post_id))):
+    [facts] = await read_facts(session, alert.id if alert is not None else None, [post_id])
+    if alert is None:
+        verdict = judge_post(facts, _SOME_REAL_ALERT, now, policy)
+    else:
+        verdict = judge(facts, Target.of(alert), now, policy)
+    return facts if verdict.eligible else None
+
+
+# ``claim_post`` for no alert in particular: what keeps a post from every real alert.
+_SOME_REAL_ALERT: Final = Target(None, 0.0, 0.0, drill=False)
+
+
+async def withdraw_pending_drill(
+    session: AsyncSession,
+    facts: PostFacts,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+) -> Alert | None:
+    """Before a real offer to a post whose pending offer is a drill: that offer is withdrawn
+    ("pre-empted by a real alert") and the drill, back in ``new``, is returned, to be served
+    again once the real offer is made (``serve_again``). None when the drill is locked by
+    another transaction: then the post is not free for us right now.
+    """
+    assert facts.pending is not None and facts.pending.drill
+    # We hold the post: another alert is taken only with SKIP LOCKED (dispatch.locks).
+    drill = await lock_alert(session, facts.pending.alert_id, skip_locked=True)
+    if drill is None:
         return None
-    return post
+    # Offers change only under their alert's lock, which we hold: this never waits.
+    offer = await pending_offer_of_alert(session, drill.id)
+    if offer is None or offer.post_id != facts.post.id:
+        return None
+    await withdraw_offer(session, drill, offer, notices, why=PREEMPTED, actor=ENGINE_ACTOR, now=now)
+    return drill
+
+
+async def serve_again(
+    session: AsyncSession,
+    drill: Alert,
+    post_id: int,
+    notices: list[StateNotice],
+    *,
+    now: datetime,
+    policy: DispatchPolicy,
+) -> None:
+    """A drill that gave way to a real alert at ``post_id`` goes to its next nearest post, or
+    to the escalated queue."""
+    if drill.state == AlertState.NEW:
+        await offer_or_escalate(
+            session, drill, notices, now=now, policy=policy, passing_over=post_id
+        )
 
 
 async def free_posts(
     session: AsyncSession, now: datetime, policy: DispatchPolicy, *, near: Alert | None = None
 ) -> dict[int, FreePost]:
-    """Posts eligible for *some* alert now (a hint: ``claim_post`` has the final say)."""
-    query = select(Post.id, Post.lat, Post.lon).where(
-        Post.status == PostStatus.AVAILABLE,
+    """Posts that look eligible for *some* real alert now, and whether for drills too (a hint:
+    ``claim_post`` has the final say)."""
+    query = select(
+        Post.id, Post.lat, Post.lon, post_can_take(Post.id, Post.status, drill=True)
+    ).where(
         Post.lat.is_not(None),
         Post.lon.is_not(None),
         Post.location_at >= policy.location_fresh_after(now),
-        post_is_free(Post.id),
+        post_can_take(Post.id, Post.status, drill=False),
     )
     if near is not None:
         box = bounding_box(near.lat, near.lon, policy.max_distance_m)
@@ -197,8 +194,8 @@ async def free_posts(
         )
     rows = await session.execute(query.order_by(Post.id))
     return {
-        post_id: FreePost(post_id, lat, lon)
-        for post_id, lat, lon in rows
+        post_id: FreePost(post_id, lat, lon, bool(takes_drills))
+        for post_id, lat, lon, takes_drills in rows
         if lat is not None and lon is not None
     }
 
@@ -297,16 +294,24 @@ async def offer_or_escalate(
             max_distance_m=policy.max_distance_m,
         )
     for candidate, _ in candidates:
+        if alert.drill and not candidate.takes_drills:
+            continue  # it holds a drill: free for real alerts only
         free.pop(candidate.id, None)  # taken below, or not free after all
-        post = await claim_post(session, candidate.id, now, policy)
-        if post is None or post.lat is None or post.lon is None:
+        facts = await claim_post(session, candidate.id, alert, now, policy)
+        if facts is None:
+            continue
+        post = facts.post
+        if post.lat is None or post.lon is None:
             continue
         distance_m = haversine_m(alert.lat, alert.lon, post.lat, post.lon)
-        if distance_m > policy.max_distance_m:  # it moved since the hint was read
-            continue
         if alert.drill and await owed_a_real_alert(session, post, now, policy):
             free[candidate.id] = candidate  # still free for the real alert it is owed
             continue
+        displaced: Alert | None = None
+        if facts.pending is not None:  # a drill offer (judge let the post through)
+            displaced = await withdraw_pending_drill(session, facts, notices, now=now)
+            if displaced is None:
+                continue
         await make_offer(
             session,
             alert,
@@ -318,6 +323,8 @@ async def offer_or_escalate(
             actor=ENGINE_ACTOR,
             reason=f"nearest eligible post {post.callsign} at {distance_m:.0f} m",
         )
+        if displaced is not None:
+            await serve_again(session, displaced, post.id, notices, now=now, policy=policy)
         return True
     if alert.state == AlertState.NEW:
         await move_alert(
@@ -343,33 +350,37 @@ async def serve_post(
 ) -> bool:
     """A post may have become eligible: offer it the waiting alert that ranks first (highest
     priority, then oldest) among those within reach that it is not paused for, other than
-    ``passing_over`` (an alert just withdrawn from it). Real alerts rank before drills, and a
-    post that is within reach of a waiting real alert gets no drill."""
-    post = await claim_post(session, post_id, now, policy)
-    if post is None or post.lat is None or post.lon is None:
+    ``passing_over`` (an alert just withdrawn from it). Real alerts rank before drills, a post
+    within reach of a waiting real alert gets no drill, and a post holding a drill is served
+    real alerts only."""
+    facts = await claim_post(session, post_id, None, now, policy)
+    post = facts.post if facts is not None else None
+    if facts is None or post is None or post.lat is None or post.lon is None:
         return False
-    box = bounding_box(post.lat, post.lon, policy.max_distance_m)
+    post_lat, post_lon = post.lat, post.lon
+    box = bounding_box(post_lat, post_lon, policy.max_distance_m)
     # Candidates are read unlocked and then locked one by one: locking the whole list would
     # hide alerts this post will not take from the engines' SKIP LOCKED scans.
-    candidates = (
-        await session.execute(
-            select(Alert.id, Alert.lat, Alert.lon, Alert.drill)
-            .where(
-                Alert.state.in_(WAITING_STATES),
-                Alert.category != AlertCategory.TROUBLE,
-                Alert.lat.between(box.min_lat, box.max_lat),
-                Alert.lon.between(box.min_lon, box.max_lon),
-                ~refusal_pause(Alert.id, post_id, now, policy),
-            )
-            .order_by(Alert.drill, Alert.priority.desc(), Alert.opened_at, Alert.id)
-            .limit(_SERVE_POST_SCAN)
+    query = (
+        select(Alert.id, Alert.lat, Alert.lon, Alert.drill)
+        .where(
+            Alert.state.in_(WAITING_STATES),
+            Alert.category != AlertCategory.TROUBLE,
+            Alert.lat.between(box.min_lat, box.max_lat),
+            Alert.lon.between(box.min_lon, box.max_lon),
+            ~refusal_pause(Alert.id, post_id, now, policy),
         )
-    ).all()
+        .order_by(Alert.drill, Alert.priority.desc(), Alert.opened_at, Alert.id)
+        .limit(_SERVE_POST_SCAN)
+    )
+    if facts.drill_gives_way is not None:
+        query = query.where(Alert.drill.is_(False))
+    candidates = (await session.execute(query)).all()
     owed_real = False
     for alert_id, lat, lon, drill in candidates:
         if alert_id == passing_over:
             continue
-        if haversine_m(lat, lon, post.lat, post.lon) > policy.max_distance_m:
+        if haversine_m(lat, lon, post_lat, post_lon) > policy.max_distance_m:
             continue
         if drill and owed_real:
             break
@@ -377,18 +388,29 @@ async def serve_post(
         alert = await lock_alert(session, alert_id, skip_locked=True)
         if alert is None or alert.state not in WAITING_STATES:
             continue
-        distance_m = haversine_m(alert.lat, alert.lon, post.lat, post.lon)
+        # The deciding read, now that both rows are ours.
+        [facts] = await read_facts(session, alert.id, [post_id])
+        verdict = judge(facts, Target.of(alert), now, policy)
+        if not verdict.eligible or verdict.distance_m is None:
+            continue
+        displaced: Alert | None = None
+        if facts.pending is not None:  # a drill offer (judge let the post through)
+            displaced = await withdraw_pending_drill(session, facts, notices, now=now)
+            if displaced is None:
+                return False
         await make_offer(
             session,
             alert,
             post,
-            distance_m,
+            verdict.distance_m,
             notices,
             now=now,
             policy=policy,
             actor=ENGINE_ACTOR,
-            reason=f"post {post.callsign} became eligible at {distance_m:.0f} m",
+            reason=f"post {post.callsign} became eligible at {verdict.distance_m:.0f} m",
         )
+        if displaced is not None:
+            await serve_again(session, displaced, post.id, notices, now=now, policy=policy)
         return True
     return False
 
@@ -476,8 +498,10 @@ async def free_post(
     policy: DispatchPolicy,
 ) -> None:
     """A post (locked by the caller) lost its alert or offer: it is available again if it was
-    busy, and may take the next waiting alert."""
-    if post.status == PostStatus.BUSY:
+    busy and holds no other alert (a drill it accepted before a real offer came), and may take
+    the next waiting alert."""
+    await session.flush()  # the alert it lost has left its active state in this session
+    if post.status == PostStatus.BUSY and await active_alert_of_post(session, post.id) is None:
         post.status = PostStatus.AVAILABLE
         await feed_post(session, post)
     await serve_post(session, post.id, notices, now=now, policy=policy)

@@ -64,6 +64,15 @@ class DispatchPolicy:
         ``now``."""
         return now - timedelta(seconds=self.expiry_pause_s)
 
+    def declined_pause_until(self, declined_at: datetime) -> datetime:
+        """A post that declined an alert at ``declined_at`` may be asked it again from then."""
+        return declined_at + timedelta(seconds=self.decline_pause_s)
+
+    def expired_pause_until(self, expired_at: datetime) -> datetime:
+        """A post whose offer of an alert expired at ``expired_at`` may be asked it again from
+        then."""
+        return expired_at + timedelta(seconds=self.expiry_pause_s)
+
     def offer_deadline_at(self, offered_at: datetime) -> datetime:
         return offered_at + timedelta(seconds=self.offer_timeout_s)
 

@@ -1,5 +1,6 @@
-"""The queue passes the dispatch engine runs: serve the waiting queue (new and escalated alerts,
-highest priority then oldest) and expire offers past their deadline.
+"""The queue passes the dispatch engine runs: serve the waiting queue (new and escalated alerts:
+real ones before drills, then highest priority, then oldest) and expire offers past their
+deadline.
 
 Escalation is the console's queue, not a dead end: an escalated alert keeps being served to the
 first post that is eligible for it. Deadlines and queues live in the database, so a restarted
@@ -16,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alertnet.dispatch.eligibility import post_can_take, refusal_pause
 from alertnet.dispatch.geo import half_extent_deg
 from alertnet.dispatch.locks import claim_rows, lock_offer
 from alertnet.dispatch.matching import (
@@ -24,8 +26,6 @@ from alertnet.dispatch.matching import (
     free_posts,
     offer_or_escalate,
     paused_posts,
-    post_is_free,
-    refusal_pause,
     refuse,
 )
 from alertnet.dispatch.notifier import StateNotice
@@ -38,15 +38,16 @@ from alertnet.models import (
     Offer,
     OfferState,
     Post,
-    PostStatus,
     utcnow,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class WaitingCursor:
-    """Where a paged scan of the waiting queue stopped (priority desc, then oldest)."""
+    """Where a paged scan of the waiting queue stopped (real before drill, priority desc, then
+    oldest)."""
 
+    drill: bool
     priority: int
     opened_at: datetime
     alert_id: int
@@ -65,22 +66,22 @@ class BatchResult:
 def _servable(
     free: dict[int, FreePost], now: datetime, policy: DispatchPolicy
 ) -> ColumnElement[bool]:
-    """SQL, correlated to the alert row: some free post has it within reach (by box) and is not
-    paused for it. One statement text whatever the posts, so it stays a cached plan."""
+    """SQL, correlated to the alert row: some post that can take it (a drill or not) has it
+    within reach (by box) and is not paused for it. One statement text whatever the posts, so
+    it stays a cached plan."""
     widest_lat = max(abs(post.lat) for post in free.values())
     dlat, dlon = half_extent_deg(widest_lat, policy.max_distance_m)
     return exists().where(
-        Post.status == PostStatus.AVAILABLE,
         Post.location_at >= policy.location_fresh_after(now),
         Alert.lat.between(Post.lat - dlat, Post.lat + dlat),
         Alert.lon.between(Post.lon - dlon, Post.lon + dlon),
-        post_is_free(Post.id),
+        post_can_take(Post.id, Post.status, drill=Alert.drill),
         ~refusal_pause(Alert.id, Post.id, now, policy),
     )
 
 
 def _after(cursor: WaitingCursor) -> ColumnElement[bool]:
-    return or_(
+    same_kind_after = or_(
         Alert.priority < cursor.priority,
         and_(
             Alert.priority == cursor.priority,
@@ -90,6 +91,9 @@ def _after(cursor: WaitingCursor) -> ColumnElement[bool]:
             ),
         ),
     )
+    if cursor.drill:
+        return and_(Alert.drill.is_(True), same_kind_after)
+    return or_(Alert.drill.is_(True), and_(Alert.drill.is_(False), same_kind_after))
 
 
 async def dispatch_waiting(
@@ -101,7 +105,9 @@ async def dispatch_waiting(
     limit: int = 16,
     after: WaitingCursor | None = None,
 ) -> BatchResult:
-    """One page of the waiting queue (new and/or escalated alerts), highest priority first.
+    """One page of the waiting queue (new and/or escalated alerts), real alerts before drills
+    (DESIGN §4: a drill's "owed a real alert" check then sees which real alerts this page
+    served), then highest priority first.
 
     Alerts are claimed with ``FOR UPDATE SKIP LOCKED``; each goes to its nearest eligible post,
     or (when new) to the escalated queue. Pass ``result.next_cursor`` back as ``after`` to
@@ -126,7 +132,7 @@ async def dispatch_waiting(
         # paused for it. An escalated queue no free post can serve then costs one query.
         query = query.where(or_(Alert.state == AlertState.NEW, _servable(free, now, policy)))
     query = (
-        query.order_by(Alert.priority.desc(), Alert.opened_at, Alert.id)
+        query.order_by(Alert.drill, Alert.priority.desc(), Alert.opened_at, Alert.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -149,7 +155,7 @@ async def dispatch_waiting(
         result.handled += 1
     if len(alerts) == limit:
         last = alerts[-1]
-        result.next_cursor = WaitingCursor(last.priority, last.opened_at, last.id)
+        result.next_cursor = WaitingCursor(last.drill, last.priority, last.opened_at, last.id)
         result.more = True
     return result
 

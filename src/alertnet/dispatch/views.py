@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.views import alert_views, iso
-from alertnet.dispatch.geo import haversine_m
+from alertnet.dispatch.eligibility import explain
 from alertnet.dispatch.policy import ACTIVE_STATES, DispatchPolicy
 from alertnet.models import (
     Alert,
@@ -175,7 +175,10 @@ async def alert_record(session: AsyncSession, alert: Alert) -> dict[str, Any]:
         "events": [
             {
                 "counter": event.counter,
+                "dedup_key": event.dedup_key,
                 "code": event.code,
+                # What the source said beyond the code: a DC-09 panel's zone, partition, code.
+                "details": event.details or {},
                 "drill": event.drill,
                 "occurred_at": iso(event.occurred_at),
                 "received_at": iso(event.received_at),
@@ -203,24 +206,10 @@ async def alert_record(session: AsyncSession, alert: Alert) -> dict[str, Any]:
 async def assign_candidates(
     session: AsyncSession, alert: Alert, now: datetime, policy: DispatchPolicy
 ) -> list[dict[str, Any]]:
-    """Every post on duty, nearest first, with its distance and whether its status and the age
-    of its location make it eligible: what a dispatcher picks from when assigning."""
-    fresh_after = policy.location_fresh_after(now)
-    rows = []
-    for post in await session.scalars(select(Post).where(Post.status != PostStatus.OFF_DUTY)):
-        distance_m = (
-            haversine_m(alert.lat, alert.lon, post.lat, post.lon)
-            if post.lat is not None and post.lon is not None
-            else None
-        )
-        fresh = post.location_at is not None and post.location_at >= fresh_after
-        rows.append(
-            {
-                **post_view(post),
-                "distance_m": round(distance_m) if distance_m is not None else None,
-                "location_fresh": fresh,
-                "eligible": post.status == PostStatus.AVAILABLE and fresh,
-            }
-        )
-    rows.sort(key=lambda row: (row["distance_m"] is None, row["distance_m"] or 0))
-    return rows
+    """Every post on duty, eligible ones first, each group nearest first, with its distance and
+    ``dispatch.eligibility``'s verdict: what a dispatcher picks from when assigning."""
+    return [
+        row
+        for row in await explain(session, alert, now, policy)
+        if row["status"] != PostStatus.OFF_DUTY
+    ]

@@ -1,8 +1,10 @@
 """One ingest transaction: the uplinks of a micro-batch become events, receptions and alerts.
 
 Device lookup (row-locked) → topic/MIC check → anti-replay window → events (the database is the
-dedup) and receptions → the alert side (``alerts.intake``) → device state → quarantine → feed.
-Runs inside ``Pipeline.process``'s unit of work and never commits.
+dedup: one per ``(device, dedup_key)``, ``c:<counter>`` for v1 frames) and receptions → the
+alert side (``alerts.intake``) → device state → quarantine → feed. Events of other sources
+(``ingest.sources``) take their own path through the same steps, their devices locked with
+the others. Runs inside ``Pipeline.process``'s unit of work and never commits.
 """
 
 from __future__ import annotations
@@ -12,13 +14,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet import db
 from alertnet.alerts.intake import AlertIntake
 from alertnet.alerts.opening import DeviceRef
 from alertnet.ingest.outcomes import BatchResult, Disposition, Outcome, RawUplink, quarantine_row
+from alertnet.ingest.sources import SourceEvent, SourceEvents, mark_tests
 from alertnet.models import Device, DeviceStatus, Event, Mahalla, Quarantine, Reception, utcnow
 from alertnet.protocol import (
     DecodeError,
@@ -38,6 +52,11 @@ EVENTS = cast(Table, Event.__table__)
 MAX_GATEWAY_IDS = 32
 
 
+def counter_key(counter: int) -> str:
+    """The dedup key of a v1 frame's event (DESIGN §2.3), whatever its transport."""
+    return f"c:{counter}"
+
+
 @dataclass(slots=True)
 class _DeviceState:
     id: int
@@ -49,6 +68,8 @@ class _DeviceState:
     lat: float
     lon: float
     window: ReplayWindow
+    dc09_key: bytes | None = None
+    dc09_account: str | None = None
     touched: bool = False
     last_seen_at: datetime | None = None
     battery: int | None = None
@@ -69,7 +90,7 @@ class Batch:
         self,
         session: AsyncSession,
         raws: Sequence[RawUplink],
-        decoded: Sequence[tuple[Uplink, WireFormat] | DecodeError],
+        decoded: Sequence[tuple[Uplink, WireFormat] | DecodeError | SourceEvent],
     ) -> None:
         self.session = session
         self.raws = raws
@@ -82,7 +103,7 @@ class Batch:
     def reject(self, index: int, reason: Reason, detail: str, eui: str | None = None) -> None:
         raw = self.raws[index]
         decoded = self.decoded[index]
-        fmt = decoded[1] if not isinstance(decoded, DecodeError) else WireFormat.BINARY
+        fmt = decoded[1] if isinstance(decoded, tuple) else WireFormat.BINARY
         self.quarantine.append(quarantine_row(raw, reason, detail, eui))
         self.outcomes[index] = Outcome(Disposition.QUARANTINED, fmt, reason=reason, detail=detail)
 
@@ -91,7 +112,11 @@ class Batch:
         new_events: list[int] = []
         duplicates: list[int] = []
         below_window: list[int] = []
+        sources: list[int] = []
         for index, decoded in enumerate(self.decoded):
+            if isinstance(decoded, SourceEvent):
+                sources.append(index)
+                continue
             if isinstance(decoded, DecodeError):
                 self.reject(index, decoded.reason, decoded.detail)
                 continue
@@ -137,6 +162,14 @@ class Batch:
             uplink, _fmt = self._uplink(index)
             at = self.raws[index].received_at
             await self.alerts.apply(event_id, devices[uplink.eui].ref, uplink, at)
+        tests = [index for index in inserted if self._uplink(index)[0].event is EventCode.TEST]
+        await mark_tests(
+            self.session,
+            [(devices[self._uplink(i)[0].eui].id, self.raws[i].received_at) for i in tests],
+        )
+        if sources:
+            by_id = {device.id: device for device in devices.values()}
+            event_ids.update(await SourceEvents(self, by_id).run(sources))
         alert_of_event = await self.alerts.link_events()
         for index, event_id in event_ids.items():  # every copy learns its event's alert
             outcome = self.outcomes[index]
@@ -155,8 +188,9 @@ class Batch:
     # -- devices --------------------------------------------------------------------------------
 
     async def _load_devices(self) -> dict[str, _DeviceState]:
-        euis = {d[0].eui for d in self.decoded if not isinstance(d, DecodeError)}
-        if not euis:
+        euis = {d[0].eui for d in self.decoded if isinstance(d, tuple)}
+        ids = {d.device_id for d in self.decoded if isinstance(d, SourceEvent)}
+        if not euis and not ids:
             return {}
         # Row locks serialize two processes working on one device (window, alert merge).
         rows = await self.session.execute(
@@ -171,9 +205,11 @@ class Batch:
                 Device.lon,
                 Device.window_highest,
                 Device.window_seen,
+                Device.dc09_key,
+                Device.dc09_account,
             )
             .outerjoin(Mahalla, Mahalla.id == Device.mahalla_id)
-            .where(Device.eui.in_(euis))
+            .where(or_(Device.eui.in_(euis), Device.id.in_(ids)))
             .order_by(Device.id)
             .with_for_update(of=Device)
         )
@@ -188,6 +224,8 @@ class Batch:
                 lat=row.lat,
                 lon=row.lon,
                 window=ReplayWindow.from_db(row.window_highest, row.window_seen),
+                dc09_key=row.dc09_key,
+                dc09_account=row.dc09_account,
             )
             for row in rows
         }
@@ -211,7 +249,7 @@ class Batch:
 
     def _uplink(self, index: int) -> tuple[Uplink, WireFormat]:
         decoded = self.decoded[index]
-        assert not isinstance(decoded, DecodeError)
+        assert isinstance(decoded, tuple)
         return decoded
 
     async def _save_devices(self, devices: dict[str, _DeviceState]) -> None:
@@ -253,7 +291,10 @@ class Batch:
                 window_seen=bindparam("window_seen"),
                 last_seen_at=bindparam("last_seen_at", type_=table.c.last_seen_at.type),
                 battery=func.coalesce(bindparam("battery", type_=Integer), table.c.battery),
-                last_format=bindparam("last_format"),
+                # Sources other than v1 frames leave the last frame format as it was.
+                last_format=func.coalesce(
+                    bindparam("last_format", type_=String), table.c.last_format
+                ),
                 last_transport=bindparam("last_transport"),
                 last_gateway_id=func.coalesce(
                     bindparam("last_gateway_id", type_=String), table.c.last_gateway_id
@@ -272,18 +313,21 @@ class Batch:
         """Below the window: a late copy of a stored event is a duplicate, all else a replay."""
         if not indexes:
             return []
-        keys = {(devices[self._uplink(i)[0].eui].id, self._uplink(i)[0].counter) for i in indexes}
+        keys = {
+            (devices[self._uplink(i)[0].eui].id, counter_key(self._uplink(i)[0].counter))
+            for i in indexes
+        }
         rows = await self.session.execute(
-            select(Event.device_id, Event.counter).where(
-                tuple_(Event.device_id, Event.counter).in_(keys)
+            select(Event.device_id, Event.dedup_key).where(
+                tuple_(Event.device_id, Event.dedup_key).in_(keys)
             )
         )
-        stored = {(device_id, counter) for device_id, counter in rows}
+        stored = {(device_id, dedup_key) for device_id, dedup_key in rows}
         late: list[int] = []
         for index in indexes:
             uplink, _fmt = self._uplink(index)
             device = devices[uplink.eui]
-            if (device.id, uplink.counter) in stored:
+            if (device.id, counter_key(uplink.counter)) in stored:
                 late.append(index)
                 continue
             self.reject(
@@ -310,6 +354,7 @@ class Batch:
             rows.append(
                 {
                     "device_id": devices[uplink.eui].id,
+                    "dedup_key": counter_key(uplink.counter),
                     "counter": uplink.counter,
                     "code": uplink.event.wire_name,
                     "flags": uplink.flags,
@@ -326,16 +371,16 @@ class Batch:
             )
         statement = (
             db.insert(self.session, Event)
-            .on_conflict_do_nothing(index_elements=["device_id", "counter"])
-            .returning(Event.id, Event.device_id, Event.counter)
+            .on_conflict_do_nothing(index_elements=["device_id", "dedup_key"])
+            .returning(Event.id, Event.device_id, Event.dedup_key)
         )
         created = {
-            (row.device_id, row.counter): row.id
+            (row.device_id, row.dedup_key): row.id
             for row in await self.session.execute(statement, rows)
         }
         inserted: dict[int, int] = {}
         for index, row in zip(indexes, rows, strict=True):
-            event_id = created.get((row["device_id"], row["counter"]))
+            event_id = created.get((row["device_id"], row["dedup_key"]))
             if event_id is not None:
                 inserted[index] = event_id
                 self._accept(index, devices[self._uplink(index)[0].eui], Disposition.NEW)
@@ -347,22 +392,23 @@ class Batch:
         """Add each extra copy to its event's reception record; returns {index: event id}."""
         if not indexes:
             return {}
-        by_key: dict[tuple[int, int], list[int]] = {}
+        by_key: dict[tuple[int, str], list[int]] = {}
         for index in indexes:
             uplink, _fmt = self._uplink(index)
-            by_key.setdefault((devices[uplink.eui].id, uplink.counter), []).append(index)
+            key = (devices[uplink.eui].id, counter_key(uplink.counter))
+            by_key.setdefault(key, []).append(index)
         events = {
-            (row.device_id, row.counter): row
+            (row.device_id, row.dedup_key): row
             for row in await self.session.execute(
                 select(
                     Event.id,
                     Event.device_id,
-                    Event.counter,
+                    Event.dedup_key,
                     Event.alert_id,
                     Event.best_rssi,
                     Event.best_snr,
                     Event.gateway_ids,
-                ).where(tuple_(Event.device_id, Event.counter).in_(list(by_key)))
+                ).where(tuple_(Event.device_id, Event.dedup_key).in_(list(by_key)))
             )
         }
         updates = []

@@ -9,11 +9,16 @@
   queue full) hands over to the next best. Copies arriving shortly after the answer (a slow
   gateway) are not answered again; a retransmission after that is.
 - An HTTP device is answered in its HTTP response: nothing to do here.
+- A LoRaWAN device behind ChirpStack (transport ``lorawan``) gets its "received" from the
+  ChirpStack adapter (``ingest.chirpstack``) and nothing later: a Class A device listens only
+  right after it sends (DESIGN §9.2), so ``notify`` skips it (``not_listening``).
 
 Alert progress (states 2-5) reaches devices through ``notify``, the ``DeviceNotifier`` the
 dispatcher calls after its commit; the device and the gateways that heard its press are
-loaded from the database. Timers live in ``run()``, one long-lived task; nothing is sent from
-a fire-and-forget task.
+loaded from the database. A silent device, or a press that opened a silent alert (hold-up,
+duress: DESIGN §3), is told "received" (state 1) and never more (``silent_withheld``): a LED
+that says "police on the way" could tell the robber. Timers live in ``run()``, one long-lived
+task; nothing is sent from a fire-and-forget task.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alertnet.dispatch.notifier import StateNotice
 from alertnet.ingest.pipeline import Outcome, RawUplink
-from alertnet.models import Device, Event, Reception, Transport
+from alertnet.models import Alert, Device, Event, Reception, Transport
 from alertnet.protocol import (
     Downlink,
     EventCode,
@@ -98,7 +103,8 @@ class DownlinkRouter:
 
     Counters (plain attributes): ``sent`` per route (``device``, ``gateway``, ``serial``),
     ``unroutable`` (no path could take it), ``suppressed`` (late gateway copies of an
-    answered transmission) and ``notify_failures``.
+    answered transmission), ``notify_failures`` and ``not_listening`` (progress not sent to a
+    LoRaWAN device behind ChirpStack).
     """
 
     def __init__(
@@ -121,6 +127,8 @@ class DownlinkRouter:
         self.unroutable = 0
         self.suppressed = 0
         self.notify_failures = 0
+        self.not_listening = 0
+        self.silent_withheld = 0
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -146,6 +154,8 @@ class DownlinkRouter:
             return
         if uplink.event is EventCode.HEARTBEAT or raw.transport is Transport.HTTP:
             return  # heartbeats are not acked over the air; HTTP is answered in its response
+        if raw.transport is Transport.LORAWAN:
+            return  # the ChirpStack adapter sends its own "received" (§9.2)
         if raw.gateway_id is None:
             ack = outcome.ack_bytes()
             if ack is not None and self._send_mqtt(down_topic(uplink.eui), ack):
@@ -225,7 +235,7 @@ class DownlinkRouter:
             raise RuntimeError("DownlinkRouter.notify needs a session factory")
         try:
             async with self._session_factory() as session:
-                devices, heard = await _load_routes(session, notices)
+                devices, heard, silent_presses = await _load_routes(session, notices)
         except (SQLAlchemyError, OSError):
             self.notify_failures += 1
             log.exception("cannot load routes for %d device notices", len(notices))
@@ -234,6 +244,12 @@ class DownlinkRouter:
             device = devices.get(notice.device_id)
             if device is None:
                 self.unroutable += 1
+                continue
+            if device.last_transport == Transport.LORAWAN.value:
+                self.not_listening += 1  # Class A behind ChirpStack: state 1 only (§9.2)
+                continue
+            if device.silent or (notice.device_id, notice.counter) in silent_presses:
+                self.silent_withheld += 1
                 continue
             downlink = Downlink.build(device.key, device.eui, notice.counter, notice.state)
             hearings = heard.get((notice.device_id, notice.counter))
@@ -285,23 +301,40 @@ class _DeviceRoute:
     key: bytes
     last_transport: str | None
     last_format: str
+    silent: bool
 
 
 async def _load_routes(
     session: AsyncSession, notices: Sequence[StateNotice]
-) -> tuple[dict[int, _DeviceRoute], dict[tuple[int, int], list[Hearing]]]:
-    """The notified devices, and the gateway copies of each reported press."""
+) -> tuple[dict[int, _DeviceRoute], dict[tuple[int, int], list[Hearing]], set[tuple[int, int]]]:
+    """The notified devices, the gateway copies of each reported press, and the presses
+    whose alert is silent."""
     device_ids = {notice.device_id for notice in notices}
     devices = {
-        row.id: _DeviceRoute(row.eui, row.key, row.last_transport, row.last_format)
+        row.id: _DeviceRoute(row.eui, row.key, row.last_transport, row.last_format, row.silent)
         for row in await session.execute(
             select(
-                Device.id, Device.eui, Device.key, Device.last_transport, Device.last_format
+                Device.id,
+                Device.eui,
+                Device.key,
+                Device.last_transport,
+                Device.last_format,
+                Device.silent,
             ).where(Device.id.in_(device_ids))
         )
     }
     presses = {(notice.device_id, notice.counter) for notice in notices}
+    silent_presses: set[tuple[int, int]] = {
+        (row.device_id, row.last_counter)
+        for row in await session.execute(
+            select(Alert.device_id, Alert.last_counter).where(
+                Alert.silent, tuple_(Alert.device_id, Alert.last_counter).in_(presses)
+            )
+        )
+    }
     heard: dict[tuple[int, int], list[Hearing]] = {}
+    # By dedup key (DESIGN §2.3), the events' unique index: a v1 press is ``c:<counter>``.
+    keys = {(device_id, f"c:{counter}") for device_id, counter in presses}
     rows = await session.execute(
         select(
             Event.device_id,
@@ -312,7 +345,7 @@ async def _load_routes(
             Reception.snr,
         )
         .join(Reception, Reception.event_id == Event.id)
-        .where(tuple_(Event.device_id, Event.counter).in_(presses))
+        .where(tuple_(Event.device_id, Event.dedup_key).in_(keys))
         .where(Reception.gateway_id.is_not(None))
         .order_by(Reception.id)
     )
@@ -324,4 +357,4 @@ async def _load_routes(
         heard.setdefault((row.device_id, row.counter), []).append(
             Hearing(row.gateway_id, transport, row.rssi, row.snr)
         )
-    return devices, heard
+    return devices, heard, silent_presses

@@ -111,6 +111,9 @@ class Outcome:
     detail: str = ""
     device_key: bytes | None = None  # set for accepted uplinks: signs the ack on demand
     alert_id: int | None = None
+    # Source events (``ingest.sources``): the event this copy is, and the key it is stored under.
+    event_id: int | None = None
+    dedup_key: str | None = None
 
     @property
     def accepted(self) -> bool:

@@ -6,6 +6,10 @@ topic/MIC check, anti-replay window, events, and the alert side in ``alerts.inta
 commit. Alarms go to the front of the line and flush a batch at once, so a heartbeat storm
 never delays a press (DESIGN §6.6).
 
+Sources that do not send v1 frames (an alarm panel over SIA DC-09, a drill) decode their own
+input into a ``SourceEvent`` (``ingest.sources``) and hand it to ``submit_event``: the same
+queues, batches, transaction, priority and quarantine, without the replay window.
+
 Nothing an uplink carries can stop the loop (DESIGN §14): a batch that fails is retried, then
 split, and an uplink that fails alone is quarantined as ``processing_error``; that fallback
 cannot raise (its values are cut to their columns, and a row that still will not store is
@@ -37,11 +41,20 @@ from alertnet.ingest.outcomes import (
     RawUplink,
     quarantine_row,
 )
+from alertnet.ingest.sources import SourceEvent
 from alertnet.metrics import Metrics
 from alertnet.models import Quarantine
 from alertnet.protocol import DecodeError, EventCode, Reason, Uplink, WireFormat, decode_uplink_any
 
-__all__ = ["BatchResult", "Disposition", "OnCommit", "Outcome", "Pipeline", "RawUplink"]
+__all__ = [
+    "BatchResult",
+    "Disposition",
+    "OnCommit",
+    "Outcome",
+    "Pipeline",
+    "RawUplink",
+    "SourceEvent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +64,20 @@ URGENT_EVENTS = frozenset(POLICE_CATEGORY) | {EventCode.CANCEL}
 OnCommit = Callable[[BatchResult], Awaitable[None]]
 
 
+Decoded = tuple[Uplink, WireFormat] | DecodeError | SourceEvent
+
+
 @dataclass(slots=True)
 class _Item:
     raw: RawUplink
-    decoded: tuple[Uplink, WireFormat] | DecodeError
+    decoded: Decoded
     future: asyncio.Future[Outcome]
     submitted_at: float
 
     @property
     def urgent(self) -> bool:
+        if isinstance(self.decoded, SourceEvent):
+            return self.decoded.urgent
         return not isinstance(self.decoded, DecodeError) and self.decoded[0].event in URGENT_EVENTS
 
 
@@ -109,6 +127,14 @@ class Pipeline:
         malformed gateway envelope): it still goes through a batch to land in quarantine.
         """
         decoded = rejected if rejected is not None else _decode(raw.payload)
+        return self._enqueue(raw, decoded)
+
+    def submit_event(self, event: SourceEvent) -> asyncio.Future[Outcome]:
+        """Queue one event of a non-v1 source (``ingest.sources``); the future resolves after
+        the batch holding it has committed, as for ``submit``."""
+        return self._enqueue(event.raw_uplink(), event)
+
+    def _enqueue(self, raw: RawUplink, decoded: Decoded) -> asyncio.Future[Outcome]:
         item = _Item(raw, decoded, asyncio.get_running_loop().create_future(), time.monotonic())
         (self._urgent if item.urgent else self._routine).append(item)
         self._arrived.set()
@@ -256,7 +282,7 @@ class Pipeline:
         self, raws: Sequence[RawUplink], items: Sequence[_Item] | None = None
     ) -> BatchResult:
         """Process uplinks in one transaction and commit. Public for tests and the HTTP path."""
-        decoded: list[tuple[Uplink, WireFormat] | DecodeError]
+        decoded: list[Decoded]
         if items is None:
             decoded = [_decode(raw.payload) for raw in raws]
         else:

@@ -18,21 +18,30 @@ from alertnet.models.base import (
     UTCDateTime,
     utcnow,
 )
-from alertnet.models.network import Device, Gateway, Mahalla
+from alertnet.models.drills import Drill, DrillEvent
+from alertnet.models.network import Device, DeviceTestMonth, Gateway, Mahalla
 from alertnet.models.people import ApiToken, User
 from alertnet.models.records import FeedItem, Quarantine
+from alertnet.models.workflow import ActionPlan, AlertAcknowledgement, AlertNote, AlertStepTick
 
 __all__ = [
     "OPEN_ALERT_STATES",
+    "ActionPlan",
     "Alert",
+    "AlertAcknowledgement",
     "AlertAudit",
     "AlertCategory",
+    "AlertNote",
     "AlertState",
+    "AlertStepTick",
     "ApiToken",
     "Base",
     "Device",
     "DeviceKind",
     "DeviceStatus",
+    "DeviceTestMonth",
+    "Drill",
+    "DrillEvent",
     "Event",
     "FeedItem",
     "Gateway",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -30,14 +32,23 @@ OPEN_ALERT_PREDICATE = text(
 
 
 class Event(Base):
-    """One row per (device, counter) that is not a heartbeat; the database is the dedup."""
+    """One row per (device, dedup_key) that is not a heartbeat; the database is the dedup.
+
+    ``dedup_key`` (DESIGN §2.3) names the message whatever its source: ``c:<counter>`` for v1
+    frames (``counter`` is kept too), ``dc09:<seq>:<hash>`` for alarm panels (§9.1),
+    ``drill:<drill_id>:<n>`` for drills (§12). ``details`` holds what the source says beyond
+    the event code, e.g. a DC-09 panel's zone, partition, raw code and clock skew.
+    """
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("device_id", "counter", name="uq_events_device_counter"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "dedup_key", name="uq_events_device_dedup_key"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
-    counter: Mapped[int] = mapped_column(BigInteger)
+    dedup_key: Mapped[str] = mapped_column(String(96))
+    counter: Mapped[int | None] = mapped_column(BigInteger)
     code: Mapped[str] = mapped_column(String(24))
     flags: Mapped[int] = mapped_column(Integer, default=0)
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -50,6 +61,7 @@ class Event(Base):
     gateway_ids: Mapped[str] = mapped_column(Text, default="")
     first_transport: Mapped[str] = mapped_column(String(8))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Reception(Base):
@@ -89,15 +101,17 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         CheckConstraint(
-            "state IN ('new', 'offered', 'accepted', 'on_scene', 'escalated', 'closed', "
-            "'cancelled')",
+            "state IN ('verify', 'new', 'offered', 'accepted', 'on_scene', 'escalated', "
+            "'closed', 'cancelled')",
             name="state",
         ),
-        # At most one open alert per (device, category): DESIGN §3.
+        # At most one open alert per (device, category, drill): DESIGN §3. A drill alert and a
+        # real one of the same device are separate (§2.3); migration 0010 added ``drill``.
         Index(
             "uq_alerts_open_device_category",
             "device_id",
             "category",
+            "drill",
             unique=True,
             postgresql_where=OPEN_ALERT_PREDICATE,
             sqlite_where=OPEN_ALERT_PREDICATE,
@@ -117,8 +131,9 @@ class Alert(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
     mahalla_id: Mapped[int | None] = mapped_column(ForeignKey("mahallas.id"), index=True)
     category: Mapped[str] = mapped_column(String(16))
-    # For trouble alerts: mains_lost, low_battery, offline, counter_reset.
-    trouble: Mapped[str | None] = mapped_column(String(24))
+    # For trouble alerts: its kinds, comma-separated (mains_lost, low_battery, offline,
+    # counter_reset, unknown_code).
+    trouble: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="new")
     press_count: Mapped[int] = mapped_column(Integer, default=1)
@@ -138,6 +153,21 @@ class Alert(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id"))
+    # The training drill a dispatcher started that opened it (DESIGN §12; ``drill`` is set
+    # too). Nobody pressed anything: its device is never told how it progresses.
+    drill_id: Mapped[int | None] = mapped_column(ForeignKey("drills.id"), index=True)
+    # The latest dispatcher acknowledgement, shared by every console (DESIGN §10;
+    # ``alert_acknowledgements`` keeps each one).
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    acknowledged_at: Mapped[datetime | None]
+    # Silent (DESIGN §3: hold-up, duress, a silent device): nobody calls the site until a
+    # dispatcher overrides it (audited); who did and when.
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    call_override_by: Mapped[str | None] = mapped_column(String(120))
+    call_override_at: Mapped[datetime | None]
+    # A camera alert in ``verify`` (DESIGN §9.3, §6.3): from this moment it rings on the
+    # console until a dispatcher answers it (opened + ALERTNET_VERIFY_TIMEOUT_S).
+    verify_due_at: Mapped[datetime | None]
 
 
 class AlertAudit(Base):

@@ -67,6 +67,7 @@ class DeviceKind(StrEnum):
     INTRUSION_ALARM = "intrusion_alarm"
     FIRE_ALARM = "fire_alarm"
     MEDICAL_BUTTON = "medical_button"
+    CAMERA = "camera"  # a Frigate NVR camera (DESIGN §9.3): its events come by camera name
 
 
 class Site(StrEnum):
@@ -85,6 +86,14 @@ class Transport(StrEnum):
     MQTT = "mqtt"
     SERIAL = "serial"
     HTTP = "http"
+    DC09 = "dc09"  # an alarm panel over SIA DC-09 (DESIGN §9.1): no downlink but its answer
+    # A LoRaWAN device through its network server (ChirpStack, DESIGN §9.2): Class A, it is
+    # answered "received" by the ChirpStack adapter and never told later states.
+    LORAWAN = "lorawan"
+    # Created inside alertnet by a training drill (DESIGN §12): nothing was heard, nothing is
+    # sent back.
+    DRILL = "drill"
+    FRIGATE = "frigate"  # a camera's object event from Frigate NVR (DESIGN §9.3): no downlink
 
 
 class AlertCategory(StrEnum):
@@ -94,9 +103,11 @@ class AlertCategory(StrEnum):
     MEDICAL = "medical"
     TAMPER = "tamper"
     TROUBLE = "trouble"
+    CAMERA = "camera"  # a camera saw someone (DESIGN §9.3): opens in ``verify``
 
 
 class AlertState(StrEnum):
+    VERIFY = "verify"  # a camera alert a dispatcher must confirm before any post sees it
     NEW = "new"
     OFFERED = "offered"
     ACCEPTED = "accepted"
@@ -107,6 +118,7 @@ class AlertState(StrEnum):
 
 
 OPEN_ALERT_STATES = (
+    AlertState.VERIFY,
     AlertState.NEW,
     AlertState.OFFERED,
     AlertState.ACCEPTED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -12,7 +13,9 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +43,7 @@ class Device(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'offline', 'disabled')", name="status"),
         CheckConstraint("length(key) = 16", name="key_length"),
+        CheckConstraint("length(dc09_key) IN (16, 24, 32)", name="dc09_key_length"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -52,6 +56,10 @@ class Device(Base):
     lon: Mapped[float]
     mahalla_id: Mapped[int | None] = mapped_column(ForeignKey("mahallas.id"), index=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(16))
+    # An alarm panel reporting over SIA DC-09 (DESIGN §9.1): its account (3-16 uppercase hex
+    # digits, unique) and, when it encrypts, its AES-128/192/256 key.
+    dc09_account: Mapped[str | None] = mapped_column(String(16), unique=True)
+    dc09_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     supervision_interval_s: Mapped[int] = mapped_column(Integer, default=3600)
     status: Mapped[str] = mapped_column(String(16), default="active")
     last_seen_at: Mapped[datetime | None]
@@ -66,6 +74,36 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Made by `serve --demo` (alertnet.demo): its key is public, so it is disabled otherwise.
     demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A hold-up device (DESIGN §3): its alerts are silent, it is told "received" and no more.
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Its premises (§10; ``address`` above is one of them): devices sharing a ref are one site.
+    # Who reads which part is ``auth.scope``'s decision; ``devices.premises`` validates them.
+    premises_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    street: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The ordered call list: [{"name", "phone", "relation"}], first to call first.
+    contacts: Mapped[list[dict[str, str]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    # A camera (DESIGN §9.3): its Frigate camera name (unique), the labels and zones it
+    # watches (comma-separated; no zones: the whole picture) and the hours it watches
+    # (``HH-HH`` in ALERTNET_TIMEZONE, ``22-06`` wraps midnight; none: always).
+    camera_name: Mapped[str | None] = mapped_column(String(64), unique=True)
+    camera_labels: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    camera_zones: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    camera_hours: Mapped[str | None] = mapped_column(String(5))
+
+
+class DeviceTestMonth(Base):
+    """A calendar month (UTC, ``YYYY-MM``) in which the device reported a test: a test event,
+    an automatic test report or a DC-09 link test (DESIGN §9.1, §12's "a test in every month")."""
+
+    __tablename__ = "device_test_months"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    first_at: Mapped[datetime]
 
 
 class Gateway(Base):

@@ -31,6 +31,14 @@ class Reason(StrEnum):
     BAD_HEX = "bad_hex"  # frame data that is not even-length hex
     LENGTH_MISMATCH = "length_mismatch"  # a +RCV length field that is not the data's length
     MODULE_ERROR = "module_error"  # an unsolicited +ERR=<n> from the LoRa module
+    # SIA DC-09 alarm panels (DESIGN §9.1; alertnet.ingest.dc09).
+    BAD_CRC = "bad_crc"  # the frame's CRC-16/ARC is not that of its bytes (no answer)
+    BAD_FRAME = "bad_frame"  # CRC and length right, the rest not as §9.1 frames it
+    UNSUPPORTED_TOKEN = "unsupported_token"  # a message type alertnet does not take (DUH)
+    UNKNOWN_ACCOUNT = "unknown_account"  # no device has this DC-09 account (DUH)
+    BAD_TIMESTAMP = "bad_timestamp"  # an encrypted message outside -40/+20 s, or none (NAK)
+    DECRYPT_FAILED = "decrypt_failed"  # no key, the wrong key, or a key changed meanwhile
+    ENCRYPTION_REQUIRED = "encryption_required"  # plain text for an account that has a key
     # Not a decoding verdict: input that made the ingest transaction fail repeatedly.
     PROCESSING_ERROR = "processing_error"
 

@@ -221,7 +221,9 @@ class _Follower:
                 await websocket.send_text(_ready(cursor, resync=True))
             records, cursor = await hub.fetch(cursor, self._scope)
             for record in records:
-                await websocket.send_text(record.text)
+                text = record.text_for(self._scope)  # cut to the scope (DESIGN §10)
+                if text is not None:
+                    await websocket.send_text(text)
             if loop.time() >= next_ping:
                 await self._check_credential()
                 await websocket.send_text(PING)

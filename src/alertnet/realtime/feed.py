@@ -30,6 +30,8 @@ FEED_TYPES = frozenset(
     {
         "alert.opened",
         "alert.updated",
+        # A note, an acknowledgement or a ticked plan step (alertnet.alerts.plans): console only.
+        "alert.workflow",
         "offer.created",
         "offer.updated",
         "post.updated",

@@ -37,7 +37,7 @@ import logging
 import os
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
@@ -46,7 +46,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from alertnet.auth.scope import Scope
+from alertnet.auth.scope import Reach, Scope
 from alertnet.metrics import Metrics
 from alertnet.models import FeedItem
 
@@ -72,12 +72,19 @@ _MAX_BACKOFF_S: Final = 30.0
 
 @dataclass(frozen=True, slots=True)
 class FeedRecord:
-    """One feed row as the stream sends it; ``text`` is serialised once for every client."""
+    """One feed row as the stream sends it; ``text`` (the console's: the full row) is
+    serialised once for every client, and the cut a post or an observer gets
+    (``Scope.shown_feed_data``, DESIGN §10) once per kind of scope."""
 
     seq: int
     post_id: int | None
     mahalla_id: int | None
     text: str
+    type: str = ""
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _shown: dict[tuple[str, int | None], str | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -88,12 +95,27 @@ class FeedRecord:
         post_id: int | None = None,
         mahalla_id: int | None = None,
     ) -> FeedRecord:
-        message = {"seq": seq, "type": type, "data": data}
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-        return cls(seq=seq, post_id=post_id, mahalla_id=mahalla_id, text=text)
+        text = _message_text(seq, type, data)
+        return cls(seq=seq, post_id=post_id, mahalla_id=mahalla_id, text=text, type=type, data=data)
 
     def visible_in(self, scope: Scope) -> bool:
         return scope.sees_feed_row(post_id=self.post_id, mahalla_id=self.mahalla_id)
+
+    def text_for(self, scope: Scope) -> str | None:
+        """The message as ``scope`` may read it; None when it gets none of this row."""
+        if scope.reach is Reach.EVERYTHING:
+            return self.text
+        # What a post may read depends on whether it holds the alert: one cut per post.
+        key = (scope.reach.value, scope.post_id)
+        if key not in self._shown:
+            data = scope.shown_feed_data(self.type, self.data)
+            self._shown[key] = None if data is None else _message_text(self.seq, self.type, data)
+        return self._shown[key]
+
+
+def _message_text(seq: int, type_: str, data: dict[str, Any]) -> str:
+    message = {"seq": seq, "type": type_, "data": data}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 def _rows_query(after: int, upto: int | None, scope: Scope | None, limit: int) -> Select[Any]:

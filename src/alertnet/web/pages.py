@@ -1,4 +1,5 @@
-"""Serves the web pages (``/console``, ``/tablet``, ``/login``) and their static files.
+"""Serves the web pages (``/console``, ``/tablet``, ``/login``, ``/mahalla``) and their static
+files.
 
 Everything a page needs comes from alertnet itself: ``/static/`` is ``web/static/`` (plain
 HTML, CSS and native ES modules in ``shared/``, ``console/``, ``tablet/`` and ``login/``, no
@@ -11,14 +12,17 @@ and the type Python guesses from the host's MIME tables is not that everywhere.
 
 Pages and static files are sent with ``Cache-Control: no-cache`` (revalidate by ETag each
 time): a tablet must never keep running yesterday's script after an upgrade. The tablet and
-login pages also get a strict Content-Security-Policy (own origin only, no inline script).
+login pages also get a strict Content-Security-Policy (own origin only, no inline script); the
+mahalla pages the same with the configured tile server's images allowed (``map_csp``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import xstatic.pkg.leaflet as leaflet
 from fastapi import APIRouter, Request
@@ -74,6 +78,20 @@ router.mount("/static/leaflet", RevalidatedStaticFiles(directory=LEAFLET_DIR), n
 router.mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static")
 
 
+def map_csp(tile_template: str) -> str:
+    """``STRICT_CSP`` that also lets a map's images come from the tile server of
+    ``tile_template`` (``/web/config.json``'s ``tile_url``; a ``{s}`` subdomain becomes ``*``).
+    A template whose origin cannot be written as a CSP source allows its scheme instead."""
+    parts = urlsplit(tile_template)
+    if not parts.scheme:
+        return STRICT_CSP  # tiles from this server (``/tiles/…``)
+    host = parts.netloc.replace("{s}", "*")
+    source = f"{parts.scheme}://{host}"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9*.:\[\]-]+", source):
+        source = f"{parts.scheme}:"  # urlsplit keeps only a well-formed scheme
+    return STRICT_CSP.replace("img-src 'self' data:", f"img-src 'self' data: {source}".rstrip())
+
+
 def _page(name: str, *, csp: str | None = STRICT_CSP) -> FileResponse:
     path = STATIC_DIR / name
     if not path.is_file():
@@ -104,6 +122,18 @@ def tablet_page() -> FileResponse:
 def console_page() -> FileResponse:
     # No CSP here: the console's map loads tiles from the configured tile server.
     return _page("console.html", csp=None)
+
+
+@router.get("/mahalla")
+def mahalla_page(request: Request) -> FileResponse:
+    # The mahalla team's page (DESIGN §12): strict, but its map loads the configured tiles.
+    return _page("mahalla.html", csp=map_csp(tile_url(request.app.state.runtime.settings)))
+
+
+@router.get("/mahalla/report")
+def mahalla_report_page(request: Request) -> FileResponse:
+    # The same page, laid out as the printable monthly report (``?mahalla_id=&month=``).
+    return _page("mahalla.html", csp=map_csp(tile_url(request.app.state.runtime.settings)))
 
 
 @router.get("/web/config.json")

@@ -1,13 +1,12 @@
-// What a dispatcher does to an open alert: acknowledge its alarm, assign it to a post from the
-// nearest-first list, withdraw a pending offer, cancel it with a reason. Forms open in a drawer
-// under the action bar; after a change the detail is reloaded by the refresh callback.
+// What a dispatcher does to an open alert: assign it to a post from the nearest-first list,
+// withdraw a pending offer, cancel it with a reason (acknowledging it: acknowledge.js). Forms
+// open in a drawer under the action bar; after a change the detail is reloaded by refresh.
 
 import { api } from "../shared/api.js";
 import { $, h } from "../shared/dom.js";
 import { formatDistance } from "../shared/format.js";
-import { acknowledge } from "./alarm.js";
+import { candidateNotes, loadEligibility, offDutyList } from "./eligibility.js";
 import { describeError } from "./format.js";
-import { MAX_DISTANCE_M, S, offerHeldBy } from "./state.js";
 import { label, t } from "./strings.js";
 import { say } from "./widgets.js";
 
@@ -16,12 +15,8 @@ const API = "/api/v1";
 // The buttons for an open alert; refresh() reloads the detail after an action succeeded.
 export function actionBar(detail, pending, refresh) {
   const buttons = [];
-  if (detail.state === "escalated" && !S.acknowledged.has(detail.id)) {
-    buttons.push(
-      h("button", { type: "button", class: "action ack", "data-key": "detail-ack", onclick: () => acknowledge([detail.id]) }, t("actions.ack")),
-    );
-  }
-  if (detail.category !== "trouble") {
+  // A camera alert in verify is confirmed or dismissed first (verify.js), never assigned.
+  if (detail.category !== "trouble" && detail.state !== "verify") {
     buttons.push(
       h(
         "button",
@@ -83,35 +78,23 @@ function closeButton(text) {
   return h("button", { type: "button", class: "close-drawer", "data-key": "close-drawer", onclick: () => closeDrawer() }, text);
 }
 
-function candidateNotes(post, alertId) {
-  const offer = offerHeldBy(post.id);
-  const beyond = post.distance_m !== null && post.distance_m > MAX_DISTANCE_M;
-  const eligible = post.eligible && !beyond;
-  const notes = [t(eligible ? "assign.eligible" : "assign.not-eligible")];
-  if (post.status !== "available") notes.push(label("post-status", post.status));
-  notes.push(t(post.location_fresh ? "assign.position-fresh" : "assign.position-stale"));
-  if (beyond) notes.push(t("assign.beyond"));
-  if (offer && offer.alert_id !== alertId) notes.push(t("assign.has-offer", { id: offer.alert_id }));
-  if (offer && offer.alert_id === alertId) notes.push(t("assign.already-offered"));
-  return { eligible, notes: notes.join(" · ") };
-}
-
 async function openCandidates(alertId, refresh) {
   const panel = drawer("candidates", alertId, h("h3", {}, t("assign.heading")), h("p", { class: "empty" }, t("assign.loading")));
   let candidates;
+  let offDuty;
   try {
-    candidates = await api(`${API}/alerts/${alertId}/candidates`);
+    ({ onDuty: candidates, offDuty } = await loadEligibility(api, alertId));
   } catch (error) {
     panel.replaceChildren(h("p", { class: "error" }, t("assign.list-failed", { error: describeError(error) })));
     return;
   }
   if (!panel.isConnected) return;
   const items = candidates.map((post) => {
-    const { eligible, notes } = candidateNotes(post, alertId);
+    const { eligible, notes } = candidateNotes(post);
     const distance = formatDistance(post.distance_m);
     return h(
       "li",
-      { class: `candidate ${eligible ? "eligible" : "ineligible"}`, "data-post-id": post.id },
+      { class: `candidate ${eligible ? "eligible" : "ineligible"}`, "data-post-id": post.id, "data-reason": post.reason },
       h("span", { class: "candidate-name" }, post.callsign),
       h("span", { class: "candidate-distance" }, distance),
       h("span", { class: "candidate-status" }, label("post-status", post.status)),
@@ -134,6 +117,7 @@ async function openCandidates(alertId, refresh) {
     items.length
       ? h("ol", { class: "candidates", "aria-labelledby": "candidates-heading" }, items)
       : h("p", { class: "empty" }, t("assign.no-post")),
+    offDutyList(offDuty),
     closeButton(t("assign.close")),
   );
   const first = $("button.assign-to", panel);

@@ -8,11 +8,14 @@ import { actionBar, closeDrawer } from "./actions.js";
 import { alertTitle, countdownText, describeError, formatWhen, since, troubleText } from "./format.js";
 import { auditSection, eventsSection, offersSection } from "./history.js";
 import { panToAlert } from "./map.js";
+import { premisesSections, silentBanners } from "./premises.js";
 import { scheduleRender } from "./render.js";
 import { OPEN_STATES, S } from "./state.js";
 import { label, t, tParts } from "./strings.js";
 import { showTab } from "./tabs.js";
+import { verifySection } from "./verify.js";
 import { categoryIcon, drillBadge, rebuildKeepingFocus, stateBadge } from "./widgets.js";
+import { workflowSections } from "./workflow.js";
 
 let detailTimer = null;
 
@@ -115,9 +118,12 @@ function renderDetail() {
       stateBadge(detail.state),
       detail.drill ? [" ", drillBadge()] : null,
     );
-    const parts = [heading, ...banners(detail), facts(detail, pending)];
+    const parts = [heading, ...banners(detail), ...silentBanners(detail, loadDetail), facts(detail, pending)];
+    parts.push(...premisesSections(detail));
+    if (detail.state === "verify") parts.push(verifySection(detail, loadDetail));
     if (S.canAct && open) parts.push(actionBar(detail, pending, loadDetail));
     if (keepDrawer) parts.push(keepDrawer);
+    parts.push(...workflowSections(detail, loadDetail));
     parts.push(offersSection(detail), eventsSection(detail), auditSection(detail));
     container.replaceChildren(...parts);
   });

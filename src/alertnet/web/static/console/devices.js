@@ -6,6 +6,7 @@ import { $, h } from "../shared/dom.js";
 import { riskBadge } from "../shared/format.js";
 import { describeError, formatWhen, since } from "./format.js";
 import { M, renderDeviceLayer, showOnMap } from "./map.js";
+import { showOfflineByStreet } from "./premises.js";
 import { S } from "./state.js";
 import { label, t } from "./strings.js";
 import { rebuildKeepingFocus, troubleBadges } from "./widgets.js";
@@ -67,7 +68,9 @@ function deviceRow(device) {
     h(
       "td",
       {},
-      h("span", { class: `status-badge device-status-${device.status}` }, label("device-status", device.status)),
+      device.status
+        ? h("span", { class: `status-badge device-status-${device.status}` }, label("device-status", device.status))
+        : h("span", { class: "muted" }, t("devices.status-private")), // a home's, for an observer (§10)
       h("br"),
       h("span", { class: device.battery !== null && device.battery < 20 ? "battery-low" : "" }, batteryText(device.battery)),
     ),
@@ -114,5 +117,6 @@ export async function loadDevices() {
   }
   const troubled = devices.filter((device) => device.troubles.length).length;
   $("#devices-summary").textContent = t("devices.summary", { count: devices.length, troubled });
+  showOfflineByStreet(devices);
   rebuildKeepingFocus(body, () => body.replaceChildren(...devices.map(deviceRow)));
 }

@@ -25,6 +25,9 @@ function applyMessage(message) {
       upsertAlert(data);
       if (data.id === S.selectedId) scheduleDetailRefresh();
       break;
+    case "alert.workflow": // a note, a tick, an acknowledgement (console only)
+      if (data.alert_id === S.selectedId) scheduleDetailRefresh();
+      break;
     case "offer.created":
     case "offer.updated":
       upsertOffer(data);

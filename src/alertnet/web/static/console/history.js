@@ -64,18 +64,37 @@ function receptionsCell(event) {
   return tParts("detail.receptions", { count: event.reception_count, details });
 }
 
+// What a source said beyond the event code: an alarm panel's code, zone, area (partition),
+// user and clock skew (DC-09, DESIGN §9.1), e.g. "E130 · zone 015 · area 01".
+const SOURCE_DETAILS = [
+  ["code", "detail.source-code"],
+  ["zone", "detail.source-zone"],
+  ["partition", "detail.source-partition"],
+  ["user", "detail.source-user"],
+  ["clock_skew_s", "detail.source-clock-skew"],
+];
+
+function sourceDetails(event) {
+  const details = event.details || {};
+  const parts = SOURCE_DETAILS.filter(([name]) => details[name] !== undefined && details[name] !== null).map(
+    ([name, key]) => t(key, { value: String(details[name]) }),
+  );
+  return parts.length ? h("div", { class: "event-source" }, parts.join(" · ")) : null;
+}
+
 export function eventsSection(detail) {
   const rows = detail.events.map((event) => {
     const cancel = event.code === "cancel";
     return h(
       "tr",
       { class: cancel ? "event-row event-cancel" : "event-row" },
-      h("td", {}, String(event.counter)),
+      h("td", {}, event.counter === null ? "—" : String(event.counter)),
       h(
         "td",
         {},
         cancel ? h("strong", {}, t("detail.cancel-pressed")) : label("event", event.code),
         event.drill ? [" ", drillBadge()] : null,
+        sourceDetails(event),
       ),
       h("td", {}, formatWhen(event.occurred_at)),
       h("td", {}, formatWhen(event.received_at)),

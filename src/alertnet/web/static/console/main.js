@@ -5,7 +5,8 @@
 //   render.js  one coalesced redraw          queue.js    the alert queue
 //   map.js     the Leaflet map               detail.js   the selected alert (history.js below)
 //   actions.js what a dispatcher does        alarm.js    the alarm for escalated alerts
-//   devices.js / posts.js / stats.js / tabs.js  the side panels
+//   devices.js / posts.js / stats.js / tabs.js  the side panels; archive.js the History tab
+//   drills.js  the Drills tab: start a training drill, read its report
 //   strings.js every text shown (per language) format.js / widgets.js  shared pieces
 //
 // Observers get the same page without any action (the server refuses them anyway) and only
@@ -17,8 +18,10 @@ import { $, h } from "../shared/dom.js";
 import { mountLanguageSwitch } from "../shared/language.js";
 import { goToLogin, logout, requireLogin } from "../shared/session.js";
 import { acknowledge, alarm, updateAlarm } from "./alarm.js";
+import { wireArchive } from "./archive.js";
 import { select } from "./detail.js";
 import { loadDevices } from "./devices.js";
+import { wireDrills } from "./drills.js";
 import { reload, startStream } from "./feed.js";
 import { describeError } from "./format.js";
 import { M, fitMap, initMap, renderDeviceLayer, renderMap, renderPostMarkers, showPosts } from "./map.js";
@@ -66,6 +69,8 @@ function wireControls() {
   $("#stats-stage").addEventListener("change", renderStats);
   $("#stats-refresh").addEventListener("click", loadStats);
   wireTabs();
+  wireArchive();
+  wireDrills();
   window.addEventListener("alertnet:unauthorized", () => goToLogin("/console"));
 }
 

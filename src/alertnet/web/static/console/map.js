@@ -4,11 +4,16 @@
 import { api } from "../shared/api.js";
 import { $, h } from "../shared/dom.js";
 import { alertTitle, categoryLetter, describeError, isStale, positionText, troubleText } from "./format.js";
+import { renderLinks } from "./links.js";
 import { S, offerHeldBy } from "./state.js";
 import { label, t } from "./strings.js";
 import { say } from "./widgets.js";
 
 const DEFAULT_CENTRE = [41.3111, 69.2797];
+// Stacking (Leaflet adds each marker's screen y, at most a few thousand): alerts on top, then
+// posts, mahalla names at the bottom, so no label ever covers a pin.
+const POST_Z = -100000;
+const MAHALLA_Z = -200000;
 
 export const M = {
   map: null,
@@ -77,6 +82,7 @@ function renderMahallas() {
       icon: L.divIcon({ className: "mahalla-marker", html, iconSize: null }),
       interactive: false,
       keyboard: false,
+      zIndexOffset: MAHALLA_Z, // labels never cover a post or an alert
     }).addTo(M.mahallas);
   }
 }
@@ -169,7 +175,8 @@ export function renderPostMarkers() {
     const title = t(offer ? "map.post-offered" : "map.post", values);
     let entry = M.postMarkers.get(post.id);
     if (!entry) {
-      const marker = L.marker([post.lat, post.lon], { keyboard: false, title });
+      // Under every alert pin: a post's label never covers an alert.
+      const marker = L.marker([post.lat, post.lon], { keyboard: false, title, zIndexOffset: POST_Z });
       entry = { marker, signature: null };
       M.postMarkers.set(post.id, entry);
       marker.addTo(M.posts);
@@ -190,6 +197,7 @@ export function renderPostMarkers() {
       M.postMarkers.delete(id);
     }
   }
+  renderLinks(M);
 }
 
 // Zoom to the open alerts; everything (posts, mahallas too) on the first load or without alerts.
@@ -254,7 +262,8 @@ export async function renderDeviceLayer() {
       className: `device-marker status-${device.status}${troubled ? " troubled" : ""}`,
       weight: troubled ? 3 : 1,
     })
-      .bindTooltip(deviceLabel(device))
+      // A node, not a string: Leaflet puts a string in as HTML.
+      .bindTooltip(h("span", {}, deviceLabel(device)))
       .addTo(M.devices);
   }
   M.devices.addTo(M.map);

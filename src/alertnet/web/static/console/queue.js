@@ -6,7 +6,7 @@ import { riskBadge } from "../shared/format.js";
 import { acknowledge } from "./alarm.js";
 import { select } from "./detail.js";
 import { categoryLabel, countdownText, formatWhen, since, troubleText } from "./format.js";
-import { S } from "./state.js";
+import { S, isAcknowledged } from "./state.js";
 import { t, tParts } from "./strings.js";
 import { categoryIcon, drillBadge, stateBadge } from "./widgets.js";
 
@@ -91,7 +91,7 @@ function createRow(alert) {
 }
 
 function updateRow(li, alert) {
-  const unacknowledged = alert.state === "escalated" && !S.acknowledged.has(alert.id);
+  const unacknowledged = alert.state === "escalated" && !isAcknowledged(alert);
   li.className = [
     "alert-row",
     `cat-${alert.category}`,

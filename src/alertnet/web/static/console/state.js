@@ -5,7 +5,7 @@
 // DESIGN §4: a post is eligible with a position under 300 s old, within 10 km of the alert.
 export const LOCATION_MAX_AGE_MS = 300 * 1000;
 export const MAX_DISTANCE_M = 10000;
-export const OPEN_STATES = new Set(["new", "offered", "accepted", "on_scene", "escalated"]);
+export const OPEN_STATES = new Set(["verify", "new", "offered", "accepted", "on_scene", "escalated"]);
 
 export const S = {
   me: null,
@@ -17,7 +17,6 @@ export const S = {
   selectedId: null,
   detail: null,
   detailToken: 0,
-  acknowledged: new Set(), // escalated alerts whose alarm a dispatcher silenced
   buffer: null, // stream messages held back while the state is (re)loaded over REST
   loaded: false,
   queueFilter: "all",
@@ -29,16 +28,10 @@ export const S = {
 };
 
 export function upsertAlert(view) {
-  const previous = S.alerts.get(view.id);
   if (OPEN_STATES.has(view.state)) {
-    // An alert that escalates again (after an offer that came to nothing) rings again.
-    if (view.state === "escalated" && (!previous || previous.state !== "escalated")) {
-      S.acknowledged.delete(view.id);
-    }
     S.alerts.set(view.id, view);
   } else {
     S.alerts.delete(view.id);
-    S.acknowledged.delete(view.id);
   }
   // Only an offered alert has a pending offer.
   if (view.state !== "offered") S.offers.delete(view.id);
@@ -55,17 +48,9 @@ export function upsertOffer(offer) {
   }
 }
 
-// The whole picture from REST; acknowledgements survive only for alerts still escalated.
+// The whole picture from REST.
 export function replaceAll({ alerts, offers, posts, mahallas }) {
-  const previous = S.alerts;
   S.alerts = new Map(alerts.map((alert) => [alert.id, alert]));
-  for (const id of [...S.acknowledged]) {
-    const was = previous.get(id);
-    const now = S.alerts.get(id);
-    if (!now || now.state !== "escalated" || (was && was.state !== "escalated")) {
-      S.acknowledged.delete(id);
-    }
-  }
   S.offers = offers;
   S.posts = new Map(posts.map((post) => [post.id, post]));
   S.mahallas = new Map(mahallas.map((mahalla) => [mahalla.id, mahalla]));
@@ -77,9 +62,32 @@ export function offerHeldBy(postId) {
   return [...S.offers.values()].find((offer) => offer.post_id === postId);
 }
 
-// Escalated alerts whose alarm nobody silenced yet.
+// Whether a dispatcher acknowledged the alert (on the server, for every console) since it
+// last escalated: an alert that escalates again rings again.
+export function isAcknowledged(alert) {
+  if (!alert.acknowledged_at) return false;
+  if (alert.state === "verify") {
+    // A camera alert (DESIGN §9.3): silenced once it rang, until another event merges in.
+    const rang = Math.max(Date.parse(alert.verify_due_at || 0), Date.parse(alert.last_event_at || 0));
+    return Date.parse(alert.acknowledged_at) >= rang;
+  }
+  return !alert.escalated_at || Date.parse(alert.acknowledged_at) >= Date.parse(alert.escalated_at);
+}
+
+// A camera alert nobody confirmed or dismissed within ALERTNET_VERIFY_TIMEOUT_S (DESIGN §9.3).
+export function verifyOverdue(alert, now = Date.now()) {
+  return alert.state === "verify" && Boolean(alert.verify_due_at) && now >= Date.parse(alert.verify_due_at);
+}
+
+// An alert that rings until acknowledged: escalated (no post took it), or a device trouble
+// for an alarm panel code alertnet does not know (DESIGN §6.3, §9.1: never guessed into an
+// alarm, so a dispatcher must look at it).
+function rings(alert) {
+  if (alert.state === "escalated" || verifyOverdue(alert)) return true;
+  return alert.category === "trouble" && (alert.trouble || "").split(",").includes("unknown_code");
+}
+
+// Alerts whose alarm nobody silenced yet.
 export function waitingEscalated() {
-  return [...S.alerts.values()].filter(
-    (alert) => alert.state === "escalated" && !S.acknowledged.has(alert.id),
-  );
+  return [...S.alerts.values()].filter((alert) => rings(alert) && !isAcknowledged(alert));
 }

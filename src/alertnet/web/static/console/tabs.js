@@ -1,13 +1,15 @@
-// The side panel's tabs (Alert, Device health, Statistics, Posts), with arrow-key movement as
-// the WAI-ARIA tabs pattern asks. A tab loads its content when it is shown.
+// The side panel's tabs (Alert, Device health, Statistics, Posts, History, Drills), with arrow-key
+// movement as the WAI-ARIA tabs pattern asks. A tab loads its content when it is shown.
 
 import { $ } from "../shared/dom.js";
+import { showArchive } from "./archive.js";
 import { loadDevices } from "./devices.js";
+import { hideDrills, showDrills } from "./drills.js";
 import { renderPosts } from "./posts.js";
 import { S } from "./state.js";
 import { loadStats } from "./stats.js";
 
-const TABS = ["detail", "devices", "stats", "posts"];
+const TABS = ["detail", "devices", "stats", "posts", "archive", "drills"];
 const STATS_REFRESH_MS = 60 * 1000;
 
 export function showTab(name, { focus = false } = {}) {
@@ -27,6 +29,9 @@ export function showTab(name, { focus = false } = {}) {
     S.statsTimer = setInterval(loadStats, STATS_REFRESH_MS);
   }
   if (name === "posts") renderPosts();
+  if (name === "archive") showArchive();
+  if (name === "drills") showDrills();
+  else hideDrills();
 }
 
 function visibleTabs() {

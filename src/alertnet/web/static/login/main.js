@@ -16,7 +16,7 @@ function showError(text) {
 }
 
 function destination(user) {
-  const fallback = user.role === "post" ? "/tablet" : "/console";
+  const fallback = { post: "/tablet", observer: "/mahalla" }[user.role] || "/console";
   return safeNext(new URLSearchParams(location.search).get("next"), fallback);
 }
 

@@ -41,7 +41,8 @@ export function accept() {
       const answer = await api(`/api/v1/offers/${offer.id}/accept`, { method: "POST" });
       endOffer(null);
       setAlert(answer.alert);
-      toast(t("action.accepted"));
+      // A silent alarm's device is told "received" only (DESIGN §3): say so, not "told".
+      toast(t(answer.alert && answer.alert.silent ? "action.accepted-silent" : "action.accepted"));
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
         endOffer(t("action.too-late", { detail: error.message }), { error: true });

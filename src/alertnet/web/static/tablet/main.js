@@ -6,6 +6,7 @@
 //   location.js  position reports while on duty screen.js    keeping the screen on
 //   view.js      drawing the state               alarm.js     the offer's tone and vibration
 //   messages.js  toasts, errors, form resets     strings.js   every text shown (the language's catalog)
+//   sound.js     the "tap to turn sound on" prompt and the sound indicator
 //
 // For tests and field debugging from the browser console, window.alertnetTablet exposes the
 // state, the position reports and the stream.
@@ -18,6 +19,7 @@ import { alarm } from "./alarm.js";
 import { watchPosition } from "./location.js";
 import { describeError, fatal, formError, hideToast, resetCloseForm, resetOfferForms, toast } from "./messages.js";
 import { syncWakeLock } from "./screen.js";
+import { mountSoundControls } from "./sound.js";
 import { geo, link, state } from "./state.js";
 import { applyStrings, label, t } from "./strings.js";
 import { startStream } from "./sync.js";
@@ -92,6 +94,7 @@ function wireControls() {
   // Every tap may unlock sound (browsers allow audio only after a user gesture).
   document.addEventListener("pointerdown", () => alarm.unlock(), { capture: true });
   document.addEventListener("keydown", () => alarm.unlock(), { capture: true });
+  mountSoundControls();
 }
 
 async function main() {
@@ -117,6 +120,7 @@ async function main() {
   window.alertnetTablet = {
     state,
     geo,
+    alarm,
     get stream() {
       return link.stream;
     },

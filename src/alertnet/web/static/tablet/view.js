@@ -4,6 +4,7 @@
 import { serverNow } from "../shared/api.js";
 import { $ } from "../shared/dom.js";
 import { formatClock, formatCountdown, formatDistance, riskBadge } from "../shared/format.js";
+import { renderPremises } from "./premises.js";
 import { geo, link, onDuty, state } from "./state.js";
 import { label, t } from "./strings.js";
 
@@ -29,6 +30,7 @@ function renderAlertFacts(prefix, alert) {
   const cancel = $(`#${prefix}-cancel`);
   cancel.hidden = !(alert.cancel_count > 0);
   cancel.textContent = alert.cancel_count > 0 ? t("alert.cancel-pressed", { count: alert.cancel_count }) : "";
+  renderPremises(prefix, alert);
 }
 
 // The offer's time left (ms, below 0 once the deadline passed), or null without an offer.

@@ -1,0 +1,20 @@
+"""Fixtures of this test package: see ``tests.auth.helpers``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.auth.helpers import fast_password_hashing
+
+__all__ = ["fast_password_hashing"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(fast_password_hashing: None) -> None:
+    """Every test here creates accounts; see ``fast_password_hashing``."""
+
+
+# The browser tests here use the fixtures of tests/web (one Chromium, the live site, phones).
+from tests.web.conftest import browser, phones, site, site_options  # noqa: E402
+
+__all__ += ["browser", "phones", "site", "site_options"]
