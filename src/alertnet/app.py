@@ -29,19 +29,19 @@ from alertnet.admin.api import router as admin_router
 from alertnet.alerts.api import router as alerts_router
 from alertnet.alerts.cap_api import router as cap_router
 from alertnet.alerts.counts import router as counts_router
-from alertnet.alerts.verify import router as verify_router
 from alertnet.alerts.workflow_api import router as workflow_router
 from alertnet.auth.api import router as auth_router
 from alertnet.auth.audit import RequestAuditMiddleware
 from alertnet.auth.me import router as own_account_router
 from alertnet.auth.throttle import LoginThrottle
 from alertnet.broker.embedded import EmbeddedBroker
-from alertnet.config import Settings
+from alertnet.config import Settings, parse_listen
 from alertnet.db import create_engine, create_session_factory
 from alertnet.devices.api import router as devices_router
 from alertnet.devices.supervision import Supervisor
 from alertnet.dispatch.api import router as dispatch_router
 from alertnet.dispatch.engine import Dispatcher
+from alertnet.dispatch.verify import router as verify_router
 from alertnet.drills.api import router as drills_router
 from alertnet.drills.runner import DrillRunner
 from alertnet.errors import install_error_handlers
@@ -51,7 +51,7 @@ from alertnet.health import router as health_router
 from alertnet.http_limits import BodySizeLimitMiddleware
 from alertnet.ingest.chirpstack import ChirpStackIngest
 from alertnet.ingest.dc09.intake import Dc09Intake
-from alertnet.ingest.dc09.receiver import Receiver, parse_listen
+from alertnet.ingest.dc09.receiver import Receiver
 from alertnet.ingest.downlinks import DownlinkRouter
 from alertnet.ingest.frigate import FrigateIngest
 from alertnet.ingest.http import router as ingest_http_router

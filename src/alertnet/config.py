@@ -22,6 +22,15 @@ def default_cap_sender(hostname: str) -> str:
     return f"alertnet@{host or 'localhost'}"
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ALERTNET_DC09_LISTEN``: ``host:port``, ``[v6]:port`` or ``:port`` (all interfaces)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected host:port, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Names and defaults are part of the contract."""
 
@@ -96,8 +105,6 @@ class Settings(BaseSettings):
     @field_validator("dc09_listen")
     @classmethod
     def _dc09_address(cls, text: str) -> str:
-        from alertnet.ingest.dc09.receiver import parse_listen
-
         text = text.strip()
         if text:
             parse_listen(text)  # a ValueError names what is wrong

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.auth.tokens import revoke_user_tokens
 from alertnet.auth.users import create_user
-from alertnet.devices.premises import Premises
 from alertnet.devices.service import add_device
 from alertnet.errors import Conflict
 from alertnet.mahallas import add_mahalla
@@ -48,6 +47,7 @@ from alertnet.models import (
     utcnow,
 )
 from alertnet.posts.service import add_post
+from alertnet.premises import Premises
 
 DEMO_KEY_PREFIX = b"alertnet-demo-key:"
 

@@ -15,11 +15,12 @@ from alertnet.ingest.dc09.codes import (
     Category,
     Signal,
     TroubleKind,
-    classify,
     dedup_key,
+    readings,
     split_account,
 )
 from alertnet.ingest.dc09.frame import encode_message, open_envelope, parse_frame
+from alertnet.ingest.dc09.intake import classify
 
 A, R = Action.ALARM, Action.RESTORE
 INTRUSION, PANIC, FIRE = Category.INTRUSION, Category.PANIC, Category.FIRE
@@ -174,6 +175,17 @@ def test_of_several_alarms_the_highest_priority_one_speaks() -> None:
     text = classify("SIA-DCS", "Nri1/FA7^kitchen^")
     assert (text.code, text.zone) == ("FA", "7")
     assert classify("SIA-DCS", "NA").code == "NA"  # a code starting with N
+
+
+def test_a_block_of_several_alarms_reads_one_signal_per_alarm() -> None:
+    """``codes`` stays pure: it gives every alarm of a block, ``intake.classify`` picks one."""
+    several = readings("SIA-DCS", "Nri1/TA3/BR4/PA5")
+    assert [(signal.code, signal.zone, signal.other_codes) for signal in several] == [
+        ("TA", "3", ("BR", "PA")),
+        ("PA", "5", ("TA", "BR")),
+    ]
+    assert readings("SIA-DCS", "Nri1/BR501/BA502") == (classify("SIA-DCS", "Nri1/BR501/BA502"),)
+    assert readings("SIA-DCS", "Nri1/BR501/OP2") == (classify("SIA-DCS", "Nri1/BR501/OP2"),)
 
 
 def test_split_account() -> None:

@@ -14,8 +14,8 @@ from Crypto.Cipher import AES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertnet.ingest.dc09 import crypto
 from alertnet.ingest.dc09.frame import crc16, encode_message, open_envelope, parse_frame
+from alertnet.protocol import dc09_crypto as crypto
 
 PROPERTY = settings(database=None, deadline=None, max_examples=150)
 BLOCK = bytes.fromhex("00112233445566778899aabbccddeeff")

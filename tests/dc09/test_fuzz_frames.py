@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alertnet.ingest.dc09.codes import classify, dedup_key
+from alertnet.ingest.dc09.codes import dedup_key
 from alertnet.ingest.dc09.frame import (
     Envelope,
     FrameError,
@@ -29,6 +29,7 @@ from alertnet.ingest.dc09.frame import (
     parse_answer,
     parse_frame,
 )
+from alertnet.ingest.dc09.intake import classify
 from alertnet.ingest.dc09.receiver import FrameSplitter, Receiver, ReceiverLimits
 
 from .helpers import ReferenceIntake

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from alertnet.ingest.dc09.codes import Action, classify, dedup_key
+from alertnet.ingest.dc09.codes import Action, dedup_key
 from alertnet.ingest.dc09.frame import open_envelope, parse_frame
+from alertnet.ingest.dc09.intake import classify
 from alertnet.ingest.dc09.receiver import Receiver
 from firmware_sim.dc09_panel import Dc09Panel, PanelEvent, PanelSpec, event_data
 from tests.support.polling import eventually

@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from alertnet.config import parse_listen
 from alertnet.ingest.dc09.frame import encode_message, parse_answer
 from alertnet.ingest.dc09.receiver import (
     FrameSplitter,
     Piece,
     Receiver,
     ReceiverLimits,
-    parse_listen,
 )
 from alertnet.metrics import Metrics
 from alertnet.supervisor import TaskSupervisor
@@ -84,7 +84,10 @@ _CLIENTS: list[asyncio.StreamWriter] = []
 def _close_clients() -> Iterator[None]:
     yield
     for writer in _CLIENTS:
-        writer.transport.abort()
+        # A client the test closed itself may have finished closing: asyncio's transport
+        # must not be aborted then (its loop is gone; abort() raises AttributeError).
+        if not writer.transport.is_closing():
+            writer.transport.abort()
     _CLIENTS.clear()
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from alertnet.db import unit_of_work
 from alertnet.dispatch import actions
-from alertnet.drills.realpress import REAL_ALARM_REASON
+from alertnet.dispatch.realpress import REAL_ALARM_REASON
 from alertnet.ingest.pipeline import Pipeline, RawUplink
 from alertnet.models import Alert, AlertAudit, FeedItem, Transport
 from alertnet.protocol import FLAG_DRILL, EventCode, Uplink

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet.alerts.intake import AlertIntake
 from alertnet.alerts.opening import DeviceRef
 from alertnet.db import unit_of_work
+from alertnet.dispatch.realpress import cancel_device_drills
 from alertnet.ingest.pipeline import RawUplink
 from alertnet.models import Alert, Device, FeedItem, Transport, utcnow
 from alertnet.protocol import EventCode, Uplink, decode_downlink
@@ -111,7 +112,7 @@ async def test_the_event_can_ask_for_silence_and_a_silent_press_silences_an_open
         lon=HOME_AT[1],
     )
     async with unit_of_work(session_factory) as session:
-        intake = AlertIntake(session)
+        intake = AlertIntake(session, cancel_drills=cancel_device_drills)
         duress = Uplink.build(HOME_KEY, HOME_EUI, 1, EventCode.PANIC)
         await intake.apply(0, home, duress, utcnow(), silent=True)
         plain = Uplink.build(SHOP_KEY, SHOP_EUI, 1, EventCode.PANIC)
@@ -123,7 +124,7 @@ async def test_the_event_can_ask_for_silence_and_a_silent_press_silences_an_open
 
     # A duress code on the shop's open alert merges into it and makes it silent for good.
     async with unit_of_work(session_factory) as session:
-        intake = AlertIntake(session)
+        intake = AlertIntake(session, cancel_drills=cancel_device_drills)
         again = Uplink.build(SHOP_KEY, SHOP_EUI, 2, EventCode.PANIC)
         await intake.apply(0, shop, again, utcnow(), silent=True)
         later = Uplink.build(SHOP_KEY, SHOP_EUI, 3, EventCode.PANIC)

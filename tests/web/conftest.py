@@ -99,7 +99,11 @@ async def browser() -> AsyncIterator[Any]:
     """One headless Chromium for the run (a fresh context per test keeps tests apart)."""
     require_chromium()
     from playwright.async_api import Error as PlaywrightError
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
+
+    # expect() has its own bound (5 s by default): the same one, so a busy machine (CI runs
+    # PostgreSQL, Mosquitto, alertnet and Chromium on two cores) slows a test, never fails it.
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
     async with async_playwright() as playwright:
         try:

@@ -21,6 +21,7 @@ import re
 from collections.abc import AsyncIterator
 from functools import cache
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from typing import Any, Final
 
 import pytest
@@ -30,7 +31,7 @@ from fastapi import FastAPI
 from alertnet.errors import code_for_status
 from alertnet.web import router as web_router
 from alertnet.web.pages import STATIC_DIR
-from tests.support.asgi import AppClient
+from tests.support.asgi import AppClient, app_settings
 
 ORIGIN: Final = "http://alertnet.test"
 PAGES: Final = ("console", "tablet", "login", "mahalla")
@@ -219,6 +220,8 @@ async def static_page(browser: Any) -> AsyncIterator[Any]:
     """
     app = FastAPI()
     app.include_router(web_router)
+    # The map pages (/mahalla) read the tile server from the settings for their CSP.
+    app.state.runtime = SimpleNamespace(settings=app_settings("sqlite+aiosqlite://"))
     wanted = {"language": "en"}
     async with AppClient(app, base_url=ORIGIN) as web:
 

@@ -29,7 +29,6 @@ from alertnet.auth.users import (
     set_password,
     set_role,
 )
-from alertnet.devices.premises import Premises, PremisesIn, set_premises
 from alertnet.devices.service import (
     MAX_ADDRESS_LENGTH,
     MAX_SUPERVISION_S,
@@ -49,6 +48,7 @@ from alertnet.mahallas import add_mahalla
 from alertnet.models import Device, DeviceStatus, User
 from alertnet.posts.service import MAX_CALLSIGN_LENGTH, add_post
 from alertnet.posts.views import post_view
+from alertnet.premises import Premises, PremisesIn, set_premises
 from alertnet.programme import registry as programme_registry
 from alertnet.programme.registry import MahallaChange, mahalla_view
 from alertnet.validation import Latitude, Longitude, SafeLine, SafeStr

@@ -35,9 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alertnet.alerts.history import AlertFilter, history_page, history_query, reads_notes
 from alertnet.alerts.notes import notes_for
 from alertnet.auth.scope import Scope
-from alertnet.devices.premises import premises_dict
 from alertnet.errors import InvalidInput
 from alertnet.models import Alert, AlertState, Device, Mahalla, Post
+from alertnet.premises import premises_dict
 
 BOM: Final = "\ufeff"
 BATCH_ROWS: Final = 500

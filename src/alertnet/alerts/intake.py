@@ -9,7 +9,7 @@ the batch changed is announced on the feed. Works in the pipeline's transaction;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -22,7 +22,6 @@ from alertnet.alerts.opening import AlertOpening, DeviceRef
 from alertnet.alerts.priority import REPEAT_PRESS_BONUS, REPEAT_PRESS_THRESHOLD
 from alertnet.alerts.state import log_opened
 from alertnet.alerts.views import alert_views
-from alertnet.drills.realpress import cancel_device_drills
 from alertnet.models import OPEN_ALERT_STATES, Alert, AlertCategory, Device, Event
 from alertnet.models.alerts import OPEN_ALERT_PREDICATE
 from alertnet.protocol import EventCode, Uplink
@@ -43,6 +42,14 @@ TROUBLE_CLEARS: Mapping[EventCode, str] = {
 }
 EVENTS = cast(Table, Event.__table__)
 
+#: Cancels a device's open drill alerts before a real alarm of it opens (DESIGN §2.3) and
+#: returns their ids and the offer and post feed messages: ``dispatch.realpress``'s
+#: ``cancel_device_drills``, handed in by the ingest batch so that ``alerts`` never imports
+#: ``dispatch``.
+DrillCanceller = Callable[
+    [AsyncSession, DeviceRef, datetime], Awaitable[tuple[list[int], list[FeedMessage]]]
+]
+
 
 class AlertIntake:
     """The alert work of one ingest transaction; the pipeline makes one per batch.
@@ -51,13 +58,14 @@ class AlertIntake:
     applied together; a clear flushes them first, so it never overtakes a raise before it.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, cancel_drills: DrillCanceller) -> None:
         self._session = session
+        self._cancel_drills = cancel_drills
         self.opened: list[int] = []
         self._updated: list[int] = []
         self._alert_of_event: dict[int, int] = {}
         self._raises: list[tuple[int, DeviceRef, str, datetime]] = []
-        # Offer and post messages of drill alerts a real alarm cancelled (``drills.realpress``).
+        # Offer and post messages of drill alerts a real alarm cancelled (``dispatch.realpress``).
         self._drill_feed: list[FeedMessage] = []
 
     async def apply(
@@ -231,7 +239,7 @@ class AlertIntake:
         if drill_id is not None and await self._real_alert_open(device, opening.category):
             return None
         if not opening.drill and opening.category is not AlertCategory.TROUBLE:
-            cancelled, feed = await cancel_device_drills(self._session, device, opening.at)
+            cancelled, feed = await self._cancel_drills(self._session, device, opening.at)
             self._updated += cancelled
             self._drill_feed += feed
         values: dict[str, Any] = opening.row()

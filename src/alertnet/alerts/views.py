@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.devices.premises import premises_dict
 from alertnet.models import Alert, Device, Event, Mahalla, Offer, OfferState, Post
+from alertnet.premises import premises_dict
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,7 +1,7 @@
 """The dispatchers' shared work on an alert over HTTP (DESIGN §10): notes, acknowledgement,
 action-plan ticks, and the plans themselves.
 
-Thin edges: each endpoint checks the role, locks the alert (``dispatch.locks.lock_alert``: a
+Thin edges: each endpoint checks the role, locks the alert (``alerts.locks.lock_alert``: a
 row lock on PostgreSQL, the write lock on SQLite, so two dispatchers acting at once are
 serialized), makes one service call (``alerts.notes``, ``alerts.plans``) that writes the
 record and its feed row, and answers from the same transaction, committed by ``get_session``.
@@ -18,9 +18,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alertnet.alerts import notes, plans
+from alertnet.alerts.locks import lock_alert
 from alertnet.alerts.views import alert_views, iso
 from alertnet.auth.deps import AdminActor, DbSession, DispatcherActor
-from alertnet.dispatch.locks import lock_alert
 from alertnet.errors import InvalidInput, NotFound
 from alertnet.models import Alert
 from alertnet.realtime.feed import FeedMessage, append

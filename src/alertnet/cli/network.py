@@ -132,8 +132,8 @@ def add_transport_commands(commands: Commands) -> None:
 
 
 def _device_add(args: argparse.Namespace, settings: Settings) -> int:
-    from alertnet.devices.premises import parse_cli_premises
     from alertnet.devices.service import add_device, camera_setup, parse_dc09_key, parse_key_hex
+    from alertnet.premises import parse_cli_premises
 
     key = parse_key_hex(args.key) if args.key is not None else None
     dc09_key = parse_dc09_key(args.dc09_key) if args.dc09_key is not None else None

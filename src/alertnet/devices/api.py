@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alertnet.alerts.views import iso
 from alertnet.auth.deps import CurrentUser, DbSession
 from alertnet.auth.scope import Scope
-from alertnet.devices.premises import Premises
 from alertnet.models import (
     OPEN_ALERT_STATES,
     Alert,
@@ -34,6 +33,7 @@ from alertnet.models import (
     DeviceStatus,
     Mahalla,
 )
+from alertnet.premises import Premises
 from alertnet.validation import Int32
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])

@@ -9,7 +9,7 @@ The header names the columns, in any order::
 Only ``eui``, ``kind``, ``lat`` and ``lon`` are required; an optional column may be left out or
 left empty (an empty ``key`` is generated, the other defaults are those of ``add_device``).
 ``silent`` is ``true``/``false`` (also ``1``/``0``, ``yes``/``no``; empty: false). The premises
-columns (DESIGN §10, ``devices.premises``) are validated like ``PUT /devices/{eui}/premises``;
+columns (DESIGN §10, ``alertnet.premises``) are validated like ``PUT /devices/{eui}/premises``;
 contacts are called in their numbered order, and an all-empty contact slot is skipped.
 An alarm panel over SIA DC-09 (DESIGN §9.1) has ``dc09_account`` (unique, in the file and in
 the registry) and, when it encrypts, ``dc09_key`` (32, 48 or 64 hex digits); no frame key is
@@ -31,7 +31,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.devices.premises import is_csv_column, premises_from_csv
 from alertnet.devices.service import (
     DeviceSpec,
     camera_setup,
@@ -42,6 +41,7 @@ from alertnet.devices.service import (
 )
 from alertnet.errors import Conflict, InvalidInput
 from alertnet.models import Device, Mahalla
+from alertnet.premises import is_csv_column, premises_from_csv
 
 COLUMNS = (
     "eui",

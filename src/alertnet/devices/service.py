@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alertnet.devices.premises import Premises
 from alertnet.errors import Conflict, InvalidInput, NotFound
 from alertnet.mahallas import check_coordinates, get_mahalla_by_name
 from alertnet.models import Device, DeviceKind, DeviceStatus, Site
+from alertnet.premises import Premises
 
 KEY_BYTES = 16
 MAX_NAME_LENGTH = 200
@@ -76,7 +76,7 @@ def parse_dc09_account(text: str) -> str:
 
 def parse_dc09_key(text: str) -> bytes:
     """A DC-09 AES key from 32, 48 or 64 hex digits (AES-128/192/256); never echoed back."""
-    from alertnet.ingest.dc09.crypto import CryptoError, parse_key
+    from alertnet.protocol.dc09_crypto import CryptoError, parse_key
 
     try:
         return parse_key(_SEPARATORS.sub("", text))
@@ -191,7 +191,7 @@ def device_spec(
 ) -> DeviceSpec:
     """Validate everything that needs no database; raises InvalidInput on the first problem.
 
-    ``premises`` (validated by ``devices.premises``) carry an address of their own: it wins
+    ``premises`` (validated by ``alertnet.premises``) carry an address of their own: it wins
     over ``address`` unless it is empty.
     """
     if premises is not None:

@@ -7,7 +7,8 @@ The rooms: ``policy`` (the numbers, state groups and outcomes), ``geo`` (pure ge
 passes), ``actions`` (what posts and dispatchers do), ``duty`` (a post's own reports),
 ``views`` (offers, feed messages, console and tablet reads), ``engine`` (the loop and the one
 transaction per action), ``notifier`` (device progress downlinks), ``stats`` (handling
-times), ``api`` (the HTTP endpoints).
+times), ``api`` (the HTTP endpoints), ``verify`` (a camera alert's confirm and dismiss),
+``realpress`` (a real alarm cancelling the device's drills, run inside the ingest batch).
 
 Concurrency — several processes may run dispatch against one PostgreSQL:
 

@@ -22,24 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
 from alertnet import db
+from alertnet.alerts.locks import lock_alert as lock_alert  # the alert's own; re-exported
 from alertnet.dispatch.policy import ACTIVE_STATES
 from alertnet.errors import NotFound
 from alertnet.models import Alert, Offer, OfferState, Post
-
-
-async def lock_alert(
-    session: AsyncSession, alert_id: int, *, skip_locked: bool = False
-) -> Alert | None:
-    """The alert's latest committed row, locked for this transaction (None: absent or busy)."""
-    await db.write_lock(session)
-    return (
-        await session.execute(
-            select(Alert)
-            .where(Alert.id == alert_id)
-            .with_for_update(skip_locked=skip_locked)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
 
 
 async def lock_offer(session: AsyncSession, offer_id: int) -> Offer:

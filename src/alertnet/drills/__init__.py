@@ -2,6 +2,6 @@
 events inside the ingest pipeline, posts handle them as usual, and the report says how they did.
 
 ``service`` starts and stops drills (choosing the devices), ``runner`` creates their events when
-due, ``report`` measures them, ``api`` serves them over HTTP, and ``realpress`` cancels a
-device's drill alerts when a real alarm comes from it.
+due, ``report`` measures them and ``api`` serves them over HTTP; ``dispatch.realpress`` cancels
+a device's drill alerts when a real alarm comes from it.
 """

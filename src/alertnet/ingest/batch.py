@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alertnet import db
 from alertnet.alerts.intake import AlertIntake
 from alertnet.alerts.opening import DeviceRef
+from alertnet.dispatch.realpress import cancel_device_drills
 from alertnet.ingest.outcomes import BatchResult, Disposition, Outcome, RawUplink, quarantine_row
 from alertnet.ingest.sources import SourceEvent, SourceEvents, mark_tests
 from alertnet.models import Device, DeviceStatus, Event, Mahalla, Quarantine, Reception, utcnow
@@ -98,7 +99,7 @@ class Batch:
         self.outcomes: list[Outcome | None] = [None] * len(raws)
         self.quarantine: list[dict[str, Any]] = []
         self.feed: list[FeedMessage] = []
-        self.alerts = AlertIntake(session)
+        self.alerts = AlertIntake(session, cancel_drills=cancel_device_drills)
 
     def reject(self, index: int, reason: Reason, detail: str, eui: str | None = None) -> None:
         raw = self.raws[index]

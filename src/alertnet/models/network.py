@@ -77,7 +77,7 @@ class Device(Base):
     # A hold-up device (DESIGN §3): its alerts are silent, it is told "received" and no more.
     silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Its premises (§10; ``address`` above is one of them): devices sharing a ref are one site.
-    # Who reads which part is ``auth.scope``'s decision; ``devices.premises`` validates them.
+    # Who reads which part is ``auth.scope``'s decision; ``alertnet.premises`` validates them.
     premises_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
     street: Mapped[str] = mapped_column(String(200), default="", server_default="")

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alertnet.alerts.notes import notes_for
 from alertnet.auth.scope import Reach, Scope
-from alertnet.devices.premises import premises_dict
 from alertnet.dispatch.stats import STAGES, handling_stats, summarize
 from alertnet.errors import Forbidden
 from alertnet.models import (
@@ -43,6 +42,7 @@ from alertnet.models import (
     Mahalla,
     Post,
 )
+from alertnet.premises import premises_dict
 
 # A printed report of more alerts than this is no longer read: it says how many it left out.
 MAX_LISTED_ALERTS: Final = 1000

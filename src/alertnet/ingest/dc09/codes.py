@@ -1,11 +1,15 @@
 """What a panel's message means: SIA-DCS and Contact ID codes → alertnet's domain (DESIGN §9.1).
 
-``classify(token, data) -> Signal`` reads the data of a ``SIA-DCS`` message
+``readings(token, data) -> tuple[Signal, ...]`` reads the data of a ``SIA-DCS`` message
 (``#acct|N[ti…/][id…/][ri<area>/]<code><zone>``), an ``ADM-CID`` message
 (``#acct|QEEE GG CCC``: qualifier, event, partition, zone or user) or a ``NULL`` link test and
-maps it exactly as §9.1's table says. A code outside the table is ``Action.UNKNOWN`` with
-trouble ``unknown_code``: recorded, acknowledged and rung on the console, never guessed into
-an alarm.
+maps it exactly as §9.1's table says: one ``Signal``, or, for a SIA block with several alarm
+events, one per alarm; which of those speaks is a matter of priority, so
+``alertnet.ingest.dc09.intake.classify`` picks it (``alerts.priority``, the one home of
+priorities). Pure: this module imports nothing of alertnet (``firmware_sim`` imports it).
+
+A code outside the table is ``Action.UNKNOWN`` with trouble ``unknown_code``: recorded,
+acknowledged and rung on the console, never guessed into an alarm.
 
 ``dedup_key(token, seq, data, xdata)`` is the message's identity: ``dc09:<seq>:<h>``, ``h`` the
 first 16 hex digits of SHA-256 over token, data and x-data — pad and timestamp left out, so an
@@ -23,16 +27,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from alertnet.alerts.priority import BASE_PRIORITY
-from alertnet.models import AlertCategory
-
 __all__ = [
     "Action",
     "Category",
     "Signal",
     "TroubleKind",
-    "classify",
     "dedup_key",
+    "readings",
     "split_account",
 ]
 
@@ -155,17 +156,18 @@ def split_account(data: str) -> tuple[str | None, str]:
     return match[1], data[match.end() :]
 
 
-def classify(token: str, data: str) -> Signal:
-    """The meaning of a ``token`` message (without ``*``) carrying ``data``."""
+def readings(token: str, data: str) -> tuple[Signal, ...]:
+    """What a ``token`` message (without ``*``) carrying ``data`` may mean: one ``Signal``, or
+    one per alarm event (in block order) of a SIA block that holds several."""
     token = token.upper()
     if token == "NULL":
-        return Signal(Action.SUPERVISION, "NULL")
+        return (Signal(Action.SUPERVISION, "NULL"),)
     _account, payload = split_account(data)
     if token == "ADM-CID":
-        return _contact_id(payload)
+        return (_contact_id(payload),)
     if token == "SIA-DCS":
         return _sia(payload)
-    return _unknown(f"{token}:{payload}")
+    return (_unknown(f"{token}:{payload}"),)
 
 
 def _unknown(
@@ -217,14 +219,14 @@ def _contact_id(payload: str) -> Signal:
     return _unknown(code, zone, partition, qualifier)
 
 
-def _sia(payload: str) -> Signal:
+def _sia(payload: str) -> tuple[Signal, ...]:
     """``N`` (new event), then ``/``-separated elements: modifiers (``ti``, ``id``, ``ri``,
     ``pi``) and events (two capitals and a number). ``ri`` is the area of the events after it."""
     elements = _sia_elements(payload[1:]) if payload.startswith("N") else None
     if elements is None:
         elements = _sia_elements(payload)
     if elements is None:
-        return _unknown(payload)
+        return (_unknown(payload),)
     events: list[tuple[str, str, str | None]] = []  # code, number, area
     area: str | None = None
     for kind, value in elements:
@@ -233,11 +235,16 @@ def _sia(payload: str) -> Signal:
         elif len(kind) == 2 and kind.isupper():
             events.append((kind, value, area))
     if not events:
-        return _unknown(payload)
-    # One event per message is the rule; of several, the alarm of the highest priority (panic
-    # over fire over … tamper; the first of equals) speaks, else the first; the rest are kept.
+        return (_unknown(payload),)
+    # One event per message is the rule; of several, an alarm speaks (which one is the
+    # caller's choice by priority), else the first; the rest are kept as ``other_codes``.
     alarms = [e for e in events if e[0] in _SIA and _SIA[e[0]][0] is Action.ALARM]
-    chosen = max(alarms, key=_alarm_priority) if alarms else events[0]
+    return tuple(_sia_signal(chosen, events) for chosen in (alarms or events[:1]))
+
+
+def _sia_signal(
+    chosen: tuple[str, str, str | None], events: list[tuple[str, str, str | None]]
+) -> Signal:
     others = tuple(code for code, _number, _area in events if (code, _number, _area) != chosen)
     code, number, area = chosen
     digits = number or None
@@ -247,12 +254,6 @@ def _sia(payload: str) -> Signal:
     user = digits if code in _SIA_USER_CODES else None
     zone = None if code in _SIA_USER_CODES else digits
     return Signal(action, code, category, trouble, silent, zone, area, user, None, others)
-
-
-def _alarm_priority(event: tuple[str, str, str | None]) -> int:
-    """The base priority (``alerts.priority``) of the category an alarm code opens."""
-    category = _SIA[event[0]][1]
-    return BASE_PRIORITY[AlertCategory(category.value)] if category is not None else 0
 
 
 def _sia_elements(text: str) -> list[tuple[str, str]] | None:

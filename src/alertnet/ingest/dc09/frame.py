@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from alertnet.ingest.dc09 import crypto
+from alertnet.protocol import dc09_crypto as crypto
 
 __all__ = [
     "MAX_SEQ",

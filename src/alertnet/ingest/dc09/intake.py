@@ -11,7 +11,7 @@
    (``decrypt_failed``), no answer. An encrypted message without a timestamp or outside
    -40/+20 s of alertnet's clock: ``NAK`` (which carries the receiver's time), quarantined.
    A plain message's clock skew is kept on its event.
-4. ``codes.classify`` → a ``SourceEvent`` keyed ``codes.dedup_key`` (the 10-minute renewal is
+4. ``classify`` → a ``SourceEvent`` keyed ``codes.dedup_key`` (the 10-minute renewal is
    the pipeline's, ``renew_after_s``), ``Pipeline.submit_event``, and ``ACK`` (``*ACK`` for an
    encrypted message) once its batch has committed — also for a retry the pipeline finds to
    be a duplicate (counted as a reception, never processed twice).
@@ -37,6 +37,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alertnet.alerts.priority import BASE_PRIORITY
 from alertnet.ingest.dc09 import codes, frame
 from alertnet.ingest.outcomes import Outcome, RawUplink
 from alertnet.ingest.pipeline import Pipeline
@@ -44,7 +45,7 @@ from alertnet.ingest.sources import SourceEvent, SourceKind
 from alertnet.models import AlertCategory, Device, DeviceStatus, Transport, utcnow
 from alertnet.protocol import DecodeError, Reason
 
-__all__ = ["RENEW_AFTER_S", "Dc09Intake", "Panel", "source_event"]
+__all__ = ["RENEW_AFTER_S", "Dc09Intake", "Panel", "classify", "source_event"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,19 @@ def _event_code(signal: codes.Signal) -> str:
     return action.value  # restore, cancel, test, supervision
 
 
+def classify(token: str, data: str) -> codes.Signal:
+    """The meaning of a ``token`` message (without ``*``) carrying ``data``: of the readings
+    ``codes.readings`` gives, the alarm of the highest base priority (DESIGN §4, panic over
+    fire over … tamper; the first of equals) speaks."""
+    return max(codes.readings(token, data), key=_base_priority)
+
+
+def _base_priority(signal: codes.Signal) -> int:
+    if signal.category is None:
+        return 0
+    return BASE_PRIORITY[AlertCategory(signal.category.value)]
+
+
 def source_event(
     envelope: frame.Envelope,
     message: frame.Message,
@@ -121,7 +135,7 @@ def source_event(
     peer: str,
 ) -> SourceEvent:
     """The pipeline's event for an opened DC-09 message of ``panel``."""
-    signal = codes.classify(envelope.token, message.data)
+    signal = classify(envelope.token, message.data)
     kind = _KINDS[signal.action]
     # The trouble a trouble event raises, or its restore clears: its kind, not the event's name.
     trouble = _TROUBLES[signal.trouble][0] if signal.trouble is not None else None

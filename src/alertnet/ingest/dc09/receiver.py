@@ -46,7 +46,6 @@ __all__ = [
     "Receiver",
     "ReceiverLimits",
     "ReceiverStats",
-    "parse_listen",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,15 +61,6 @@ _READ_CHUNK: Final = 65536
 _BLANK: Final = frozenset(b" \t\r\n\x00")
 _UDP_REPORT_PERIOD_S: Final = 60.0
 _MAX_GARBAGE_TASKS: Final = 64
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ALERTNET_DC09_LISTEN``: ``host:port``, ``[v6]:port`` or ``:port`` (all interfaces)."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"expected host:port, got {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port_text)
 
 
 @dataclass(frozen=True, slots=True)
