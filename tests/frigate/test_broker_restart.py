@@ -50,9 +50,11 @@ async def test_broker_restart_with_events_in_flight_loses_and_doubles_nothing(
         assert adapter is not None
         await asyncio.wait_for(link.publish_all(payloads[:half]), 30)
         connections = adapter.connections
-        rest = asyncio.create_task(link.publish_all(payloads[half:]))
+        # Paced, so the broker stops with part of the rest out and part still to come, however
+        # fast the machine publishes.
+        rest = asyncio.create_task(link.publish_all(payloads[half:], interval_s=0.02))
         try:
-            await asyncio.sleep(0.05)  # part of the rest is out, part still to come
+            await eventually(lambda: link.published >= half + 3, awaiting="the rest under way")
             await asyncio.to_thread(mosquitto.stop)
             await asyncio.sleep(OUTAGE_S)
             await asyncio.to_thread(mosquitto.restart)
