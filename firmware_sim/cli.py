@@ -24,7 +24,8 @@ from firmware_sim import dc09_scenario
 from firmware_sim.device import PROTOCOL_RETRY, RetryPolicy
 from firmware_sim.fleet import FleetPlan, TransportKind, make_fleet, write_import_csv
 from firmware_sim.radio import RadioModel
-from firmware_sim.runner import SCENARIOS, RunConfig, ShellBrokerControl, run_scenario
+from firmware_sim.runner import run_scenario
+from firmware_sim.scenario import SCENARIOS, RunConfig, ShellBrokerControl
 from firmware_sim.tablet import TabletBehaviour, parse_tablets
 
 __all__ = ["build_parser", "main", "parse_transports"]

@@ -16,7 +16,8 @@ from bench.harness import AlertnetServer, count_alerts, missing_events, register
 from firmware_sim.device import RetryPolicy
 from firmware_sim.fleet import TransportKind, make_fleet
 from firmware_sim.radio import RadioModel
-from firmware_sim.runner import RunConfig, run_scenario
+from firmware_sim.runner import run_scenario
+from firmware_sim.scenario import RunConfig
 from tests.chirpstack.support import harness_url
 from tests.support import services
 from tests.support.database import migrate

@@ -37,7 +37,7 @@ from firmware_sim.fleet import (
     write_import_csv,
 )
 from firmware_sim.radio import RadioModel
-from firmware_sim.runner import RunConfig
+from firmware_sim.scenario import RunConfig
 from firmware_sim.state import CounterStore, DeviceCounter
 from firmware_sim.stats import Recorder, percentile
 from firmware_sim.tablet import parse_tablets

@@ -29,7 +29,8 @@ from bench.harness import (
 )
 from firmware_sim.device import RetryPolicy
 from firmware_sim.fleet import TransportKind, make_fleet
-from firmware_sim.runner import RunConfig, RunReport, run_scenario
+from firmware_sim.runner import run_scenario
+from firmware_sim.scenario import RunConfig, RunReport
 from firmware_sim.tablet import TabletBehaviour
 from tests.support import services
 from tests.support.database import migrate
