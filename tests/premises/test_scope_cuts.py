@@ -107,6 +107,17 @@ def test_feed_rows_are_cut_and_private_troubles_dropped_for_observers() -> None:
         "eui": "x",
         "site": "public",
     }
+    assert POST_1.shown_feed_data("post.updated", {"id": 1, "status": "busy"}) == {
+        "id": 1,
+        "status": "busy",
+    }
+
+
+def test_a_feed_type_without_a_written_cut_reaches_only_the_console() -> None:
+    data = {"secret": "only the console may read this"}
+    assert DISPATCHER.shown_feed_data("alert.future_kind", data) == data
+    assert OBSERVER.shown_feed_data("alert.future_kind", data) is None
+    assert POST_1.shown_feed_data("alert.future_kind", data) is None
 
 
 def test_a_feed_record_is_cut_once_per_reader_kind_and_never_changes_the_console_text() -> None:

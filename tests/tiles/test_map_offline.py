@@ -23,7 +23,7 @@ from alertnet.db import unit_of_work
 from tests.auth.helpers import PASSWORD, create_account
 from tests.support.database import SQLITE
 from tests.tiles.mbtiles import Xyz, solid_png, write_mbtiles, xyz_of
-from tests.web.conftest import ARTIFACTS, LiveSite
+from tests.web.conftest import ARTIFACTS, LiveSite, wait_until_true
 
 # The console opens on central Tashkent at zoom 12 (console/map.js DEFAULT_CENTRE).
 CONSOLE_CENTRE: Final = (41.3111, 69.2797)
@@ -98,9 +98,7 @@ async def test_console_map_draws_local_tiles_with_the_network_blocked(
 
             await expect(page.locator("#map")).to_have_attribute("data-tiles", "loaded")
             await expect(page.locator("#map-note")).to_be_hidden()
-            await page.wait_for_function(
-                f"({LOADED_LOCAL_TILES_JS})().length >= 6", timeout=TIMEOUT_MS
-            )
+            await wait_until_true(page, f"({LOADED_LOCAL_TILES_JS})().length >= 6", TIMEOUT_MS)
             loaded: list[str] = await page.evaluate(LOADED_LOCAL_TILES_JS)
             assert all(path.startswith(f"/tiles/{CONSOLE_ZOOM}/") for path in loaded), loaded
             ARTIFACTS.mkdir(parents=True, exist_ok=True)

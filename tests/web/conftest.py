@@ -94,6 +94,19 @@ def require_chromium() -> None:
         chromium_missing(reason)
 
 
+async def wait_until_true(page: Any, expression: str, timeout_ms: int = ACTION_TIMEOUT_MS) -> None:
+    """Poll ``expression`` (a JavaScript expression) in ``page`` until it is truthy.
+
+    Playwright's ``wait_for_function`` compiles its expression inside the page, which a page's
+    Content-Security-Policy without 'unsafe-eval' refuses; ``evaluate`` is not bound by it.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+    while not await page.evaluate(expression):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+        await asyncio.sleep(0.05)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
     """One headless Chromium for the run (a fresh context per test keeps tests apart)."""

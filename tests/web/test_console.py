@@ -42,7 +42,7 @@ from tests.support.asgi import AppClient
 from tests.support.factories import create_alert, create_device, create_mahalla, create_post
 from tests.support.mosquitto import MosquittoServer
 from tests.support.polling import eventually
-from tests.web.conftest import LiveSite
+from tests.web.conftest import LiveSite, wait_until_true
 
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 # Nothing listens there: tiles fail at once, as they do on a machine without internet.
@@ -328,9 +328,7 @@ async def test_dispatcher_sees_presses_escalation_and_assigns(
         sound_button = page.locator("#sound-enable")
         if await sound_button.is_visible():
             await sound_button.click()
-        await page.wait_for_function(
-            "Number(document.body.dataset.beeps || 0) >= 2", timeout=TIMEOUT_MS
-        )
+        await wait_until_true(page, "Number(document.body.dataset.beeps || 0) >= 2", TIMEOUT_MS)
         await expect(sound_button).to_be_hidden()
         await tab.shot("console-escalated-on-top")
 

@@ -46,6 +46,10 @@ async def test_root_goes_to_the_console_which_is_its_owners_file(
     if (STATIC_DIR / "console.html").is_file():
         assert console.status_code == 200
         assert console.headers["content-type"] == "text/html; charset=utf-8"
+        # Strict like the other pages, with the map's tile server allowed for images.
+        policy = console.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "object-src 'none'" in policy
+        assert "img-src 'self' data: https://tile.openstreetmap.org;" in policy
     else:
         assert console.status_code == 404
         assert console.json()["error"] == "not_found"

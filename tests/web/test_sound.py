@@ -33,7 +33,7 @@ from tests.support.factories import (
     create_post,
 )
 from tests.support.polling import eventually
-from tests.web.conftest import LiveSite, PhoneFactory
+from tests.web.conftest import LiveSite, PhoneFactory, wait_until_true
 from tests.web.test_console import NO_TILES, Tab, browser_tab, log_in, wait_live
 
 pytestmark = pytest.mark.mosquitto
@@ -337,7 +337,7 @@ async def test_a_drill_rings_a_quiet_tone_never_the_escalation_alarm(
             sound = page.locator("#sound-enable")
             if await sound.is_visible():
                 await sound.click()
-            await page.wait_for_function("Number(document.body.dataset.drillBeeps || 0) >= 1")
+            await wait_until_true(page, "Number(document.body.dataset.drillBeeps || 0) >= 1")
             drill_tone = await tones(page, "window.alertnetConsole.alarm.tones")
             assert drill_tone["last"]["name"] == "drill"
             assert await page.evaluate("() => document.body.dataset.beeps") is None
@@ -347,7 +347,7 @@ async def test_a_drill_rings_a_quiet_tone_never_the_escalation_alarm(
             await expect(body).to_have_attribute("data-alarm", "ringing")
             await expect(bar).to_have_class("alarm-bar")
             await expect(bar).to_contain_text("1 escalated alert waiting")
-            await page.wait_for_function("Number(document.body.dataset.beeps || 0) >= 1")
+            await wait_until_true(page, "Number(document.body.dataset.beeps || 0) >= 1")
             alarm_tone = await tones(page, "window.alertnetConsole.alarm.tones")
             assert alarm_tone["last"]["name"] == "alarm"
             # Distinct (another pitch and wave) and quieter.

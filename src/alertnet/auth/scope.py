@@ -386,9 +386,12 @@ class Scope:
             # An offer names a post, its distance and why it declined: not the mahalla team's
             # (the alert rows carry the state). A post's own offers reach it.
             return None if observer else self.shown_offer(data)
-        if type_ == "device.updated" and observer:
-            return dict(data) if data.get("site") == Site.PUBLIC else None
-        return dict(data)
+        if type_ == "device.updated":
+            return dict(data) if not observer or data.get("site") == Site.PUBLIC else None
+        if type_ == "post.updated":
+            return dict(data)  # routed to its own post only
+        # A type added later reaches only the console until its cut is written here.
+        return None
 
     # --- checks: Forbidden unless the caller may ---------------------------------------------
 

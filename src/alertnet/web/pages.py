@@ -12,8 +12,9 @@ and the type Python guesses from the host's MIME tables is not that everywhere.
 
 Pages and static files are sent with ``Cache-Control: no-cache`` (revalidate by ETag each
 time): a tablet must never keep running yesterday's script after an upgrade. The tablet and
-login pages also get a strict Content-Security-Policy (own origin only, no inline script); the
-mahalla pages the same with the configured tile server's images allowed (``map_csp``).
+login pages get a strict Content-Security-Policy (own origin only, no inline script); the
+console and the mahalla pages the same with the configured tile server's images allowed
+(``map_csp``).
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ def tablet_page() -> FileResponse:
 
 
 @router.get("/console")
-def console_page() -> FileResponse:
-    # No CSP here: the console's map loads tiles from the configured tile server.
-    return _page("console.html", csp=None)
+def console_page(request: Request) -> FileResponse:
+    # Strict, but its map loads the configured tiles (a camera snapshot is a link, not an image).
+    return _page("console.html", csp=map_csp(tile_url(request.app.state.runtime.settings)))
 
 
 @router.get("/mahalla")
