@@ -22,7 +22,7 @@ from tests.auth.helpers import bearer, create_account, fast_password_hashing
 from tests.dispatch.helpers import SessionFactory
 from tests.support.factories import create_post
 from tests.web.conftest import LiveSite, browser, site
-from tests.web.test_console import NO_TILES, TEST_BUDGET_S, browser_tab, log_in, wait_live
+from tests.web.console_page import NO_TILES, TEST_BUDGET_S, browser_tab, log_in, wait_live
 
 from .helpers import build_town
 

@@ -23,7 +23,7 @@ from tests.frigate.support import TOPIC, after, message
 from tests.support.factories import create_device, create_mahalla, create_post
 from tests.support.mosquitto import MosquittoServer
 from tests.web.conftest import LiveSite
-from tests.web.test_console import (
+from tests.web.console_page import (
     NO_TILES,
     TEST_BUDGET_S,
     Console,

@@ -34,7 +34,7 @@ from tests.support.factories import (
 )
 from tests.support.polling import eventually
 from tests.web.conftest import LiveSite, PhoneFactory, wait_until_true
-from tests.web.test_console import NO_TILES, Tab, browser_tab, log_in, wait_live
+from tests.web.console_page import NO_TILES, Tab, browser_tab, log_in, wait_live
 
 pytestmark = pytest.mark.mosquitto
 
