@@ -76,7 +76,7 @@ async def intake_event(intake: object, message: bytes) -> object:
 
     assert isinstance(intake, Dc09Intake)
     envelope = frame.parse_frame(message)
-    panel = await intake._panel(envelope.account.upper())
+    panel, _cached = await intake._panel(envelope.account.upper())
     assert panel is not None
     opened = frame.open_envelope(envelope, panel.key)
     return source_event(envelope, opened, panel, received_at=intake._clock(), peer="test")

@@ -180,6 +180,40 @@ async def test_a_rekeyed_panel_takes_effect_with_its_next_message(
     assert [row.reason for row in await quarantined(session_factory)] == ["decrypt_failed"]
 
 
+async def test_a_reenabled_panel_is_taken_with_its_next_message(
+    session_factory: SessionFactory,
+) -> None:
+    async with unit_of_work(session_factory) as session:
+        panel = await create_panel(session, status="disabled")
+    async with panel_intake(session_factory) as (_pipeline, intake):
+        # The intake now holds the panel as disabled (its 30 s account cache).
+        assert answer_kind(await intake.on_frame(cid(1, "1130 01 015"), "p", "tcp")) == "DUH"
+        async with unit_of_work(session_factory) as session:
+            await session.execute(
+                update(Device).where(Device.id == panel.id).values(status="active")
+            )
+        assert answer_kind(await intake.on_frame(cid(2, "1130 01 016"), "p", "tcp")) == "ACK"
+    assert [e.details["zone"] for e in await events(session_factory) if e.details] == ["016"]
+    assert [row.reason for row in await quarantined(session_factory)] == ["disabled_device"]
+
+
+async def test_a_panel_whose_key_is_removed_is_taken_in_plain_text_at_once(
+    session_factory: SessionFactory,
+) -> None:
+    clock = Clock()
+    async with unit_of_work(session_factory) as session:
+        panel = await create_panel(session, key=KEY_128)
+    async with panel_intake(session_factory, clock) as (_pipeline, intake):
+        encrypted = cid(1, "1130 01 015", key=KEY_128, timestamp=clock.now)
+        assert answer_kind(await intake.on_frame(encrypted, "p", "tcp"), KEY_128) == "ACK"
+        async with unit_of_work(session_factory) as session:
+            await session.execute(update(Device).where(Device.id == panel.id).values(dc09_key=None))
+        # The intake still holds the key; the database says plain text is the panel's way now.
+        assert answer_kind(await intake.on_frame(cid(2, "1130 01 016"), "p", "tcp")) == "ACK"
+    assert [e.details["zone"] for e in await events(session_factory) if e.details] == ["015", "016"]
+    assert await quarantined(session_factory) == []
+
+
 async def test_garbage_around_frames_is_quarantined(session_factory: SessionFactory) -> None:
     async with panel_intake(session_factory) as (_pipeline, intake):
         await intake.on_garbage(b"\x00\xffGET / HTTP/1.1", "10.0.0.66:999", "garbage")

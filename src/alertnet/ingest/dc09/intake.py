@@ -16,9 +16,11 @@
    encrypted message) once its batch has committed — also for a retry the pipeline finds to
    be a duplicate (counted as a reception, never processed twice).
 
-Accounts are looked up in the database and cached for ``account_ttl_s``; a failed decryption
-looks again at once (a re-keyed panel), and the pipeline checks the device's status and key
-again under its row lock, so a disabled or re-keyed panel takes effect with its next message.
+Accounts are looked up in the database and cached for ``account_ttl_s``. A frame is refused
+only on fresh facts: one the cached panel would refuse (disabled, a key that fails, plain text
+to a key) is judged again on the panel as the database has it now, and the pipeline checks the
+device's account, status and key again under its row lock. So a disabled, re-enabled or
+re-keyed panel takes effect with its next message.
 Nothing here raises into the receiver: a database that is away means no answer (the panel
 retries) and a log line.
 """
@@ -273,22 +275,20 @@ class Dc09Intake:
         """Open, check and submit the message as from the account's panel: the answer, or
         ``_AGAIN`` when the batch found the account no longer that device's (its cache entry
         is dropped, so another try looks it up afresh)."""
-        message, panel = await self._open(envelope, account, await self._panel(account))
-        if envelope.encrypted:
-            assert message.timestamp is not None
-            if not frame.timestamp_ok(message.timestamp, received_at):
-                raise _Refused(
-                    Reason.BAD_TIMESTAMP,
-                    f"account {account}: sent at {message.timestamp.isoformat()}, "
-                    f"received at {received_at.isoformat()}",
-                    frame.nak(received_at),
-                )
-        elif panel.key is not None:
-            raise _Refused(
-                Reason.ENCRYPTION_REQUIRED,
-                f"account {account} ({panel.eui}) has a key; plain text is refused",
-                frame.duh(envelope),
-            )
+        known, cached = await self._panel(account)
+        try:
+            message, panel = self._opened(envelope, account, known, received_at)
+        except _Refused:
+            if not cached:
+                raise
+            # Refused on cached facts: look again, so a panel re-keyed, re-enabled or given
+            # plain text since is judged on what it is now (the batch then checks under its
+            # row lock that it still is).
+            self._accounts.pop(account, None)
+            fresh, _cached = await self._panel(account)
+            if fresh == known:
+                raise
+            message, panel = self._opened(envelope, account, fresh, received_at)
         event = source_event(envelope, message, panel, received_at=received_at, peer=source)
         outcome = await self._committed(self._pipeline.submit_event(event))
         if outcome is None:
@@ -306,31 +306,46 @@ class Dc09Intake:
             return frame.duh(envelope)
         return None
 
-    async def _open(
-        self, envelope: frame.Envelope, account: str, panel: Panel | None
+    def _opened(
+        self,
+        envelope: frame.Envelope,
+        account: str,
+        panel: Panel | None,
+        received_at: datetime,
     ) -> tuple[frame.Message, Panel]:
-        """The message inside, opened with the account's key, and the panel whose key that
-        was (looked up again when the cached key fails); a refusal names what is wrong."""
+        """The message inside, opened with ``panel``'s key and checked against what the panel
+        is (active, key or no key) and alertnet's clock, and that panel; a refusal names what
+        is wrong."""
         if panel is None or not panel.active:
             state = "unknown" if panel is None else f"disabled ({panel.eui})"
             reason = Reason.UNKNOWN_ACCOUNT if panel is None else Reason.DISABLED_DEVICE
             raise _Refused(reason, f"account {account} is {state}", frame.duh(envelope))
         try:
-            return frame.open_envelope(envelope, panel.key), panel
-        except frame.FrameError as first:
-            error = first
-        if error.reason in ("no_key", "decrypt_failed"):  # re-keyed meanwhile? look again
-            self._accounts.pop(account, None)
-            fresh = await self._panel(account)
-            if fresh is not None and fresh.active and fresh.key != panel.key:
-                return await self._open(envelope, account, fresh)
-        reason = _FRAME_REASONS.get(error.reason, Reason.BAD_FRAME)
-        detail = f"account {account} ({panel.eui}): {error}"
-        if error.reason == "no_key":
-            raise _Refused(reason, detail, frame.duh(envelope))
-        if error.reason == "bad_timestamp":
-            raise _Refused(reason, detail, frame.nak(self._clock()))
-        raise _Refused(reason, detail)
+            message = frame.open_envelope(envelope, panel.key)
+        except frame.FrameError as error:
+            reason = _FRAME_REASONS.get(error.reason, Reason.BAD_FRAME)
+            detail = f"account {account} ({panel.eui}): {error}"
+            if error.reason == "no_key":
+                raise _Refused(reason, detail, frame.duh(envelope)) from None
+            if error.reason == "bad_timestamp":
+                raise _Refused(reason, detail, frame.nak(received_at)) from None
+            raise _Refused(reason, detail) from None
+        if envelope.encrypted:
+            assert message.timestamp is not None
+            if not frame.timestamp_ok(message.timestamp, received_at):
+                raise _Refused(
+                    Reason.BAD_TIMESTAMP,
+                    f"account {account}: sent at {message.timestamp.isoformat()}, "
+                    f"received at {received_at.isoformat()}",
+                    frame.nak(received_at),
+                )
+        elif panel.key is not None:
+            raise _Refused(
+                Reason.ENCRYPTION_REQUIRED,
+                f"account {account} ({panel.eui}) has a key; plain text is refused",
+                frame.duh(envelope),
+            )
+        return message, panel
 
     async def _committed(self, future: asyncio.Future[Outcome]) -> Outcome | None:
         """The outcome once committed; None if that takes too long (the panel will retry).
@@ -358,12 +373,13 @@ class Dc09Intake:
 
     # -- accounts -------------------------------------------------------------------------------
 
-    async def _panel(self, account: str) -> Panel | None:
-        """The device behind ``account`` (upper-case), cached for a short while."""
+    async def _panel(self, account: str) -> tuple[Panel | None, bool]:
+        """The device behind ``account`` (upper-case), cached for a short while; and whether
+        it came from the cache (True) or from the database just now."""
         now = time.monotonic()
         cached = self._accounts.get(account)
         if cached is not None and now - cached[0] < self._account_ttl_s:
-            return cached[1]
+            return cached[1], True
         async with self._session_factory() as session:
             row = (
                 await session.execute(
@@ -381,4 +397,4 @@ class Dc09Intake:
             self._accounts.clear()
         if panel is not None:  # unknown accounts are looked up each time: one may be added
             self._accounts[account] = (now, panel)
-        return panel
+        return panel, False
