@@ -177,11 +177,18 @@ async def dc09_step(
     await server.start()
     try:
         report = await _simulate(workdir, "alertnet", port, panels, messages, echo=False)
+        memory = [{"process": "all roles", "pid": server.pid, **server.memory()}]
     finally:
         server.stop()
     report.update(await verify(db_url, report.pop("keys", [])))
     baseline.pop("keys", None)
-    return {"label": "dc09", "panels": panels, "echo": baseline, "alertnet": report}
+    return {
+        "label": "dc09",
+        "panels": panels,
+        "echo": baseline,
+        "alertnet": report,
+        "memory": memory,
+    }
 
 
 def _ms(part: dict[str, Any], key: str) -> str:
@@ -204,6 +211,10 @@ def lines(step: dict[str, Any]) -> list[str]:
         f"  acked {ours['acked']:,} of {ours['messages']:,}, never answered {ours['unanswered']}, "
         f"alarms missing in the database {ours.get('db_missing_events', '-')}, "
         f"doubled {ours.get('db_duplicated_events', '-')}",
+        *(
+            f"  alertnet memory: VmRSS {part.get('rss_mb')} MB, VmHWM {part.get('hwm_mb')} MB"
+            for part in step.get("memory", [])
+        ),
     ]
 
 

@@ -5,7 +5,9 @@
 - ``scratch_database``: a fresh PostgreSQL database, migrated, dropped afterwards.
 - ``register_fleet`` / ``create_tablet_users``: the simulator's devices (bulk Core insert,
   keys known), posts with their tablet logins, and a dispatcher for the stream watcher.
-- ``AlertnetServer``: ``python -m alertnet serve`` as a subprocess, awaited on ``/readyz``.
+- ``AlertnetServer``: ``python -m alertnet serve`` as a subprocess (all roles, or the
+  ``--role``s given; every role serves ``/readyz`` and ``/metrics``), awaited on ``/readyz``;
+  ``memory()`` reads its VmRSS and VmHWM.
 - ``count_alerts`` / ``missing_events``: the database's own verdict after a run.
 """
 
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import asyncpg
 import httpx
 from sqlalchemy import func, insert, select, tuple_
@@ -112,6 +115,13 @@ class Broker:
         await asyncio.to_thread(self.stop)
         await asyncio.to_thread(self.start)
         self.restarts += 1
+
+    async def forget_session(self, client_id: str) -> None:
+        """Drop the persistent session of ``client_id``: a subscriber that is gone for good
+        must not have every later message queued for it (the broker's work, and a stale
+        backlog for whoever takes that id next)."""
+        async with aiomqtt.Client(HOST, self.port, identifier=client_id, clean_session=True):
+            pass
 
 
 def pg_admin_url() -> str:
@@ -241,7 +251,9 @@ class AlertnetServer:
         client_id: str = "alertnet-bench",
         extra_env: dict[str, str] | None = None,
         profile_to: Path | None = None,
+        roles: Sequence[str] = (),
     ) -> None:
+        self.roles = tuple(roles)
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self.log_path = log_path
@@ -261,22 +273,13 @@ class AlertnetServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        command = [sys.executable, "-m", "alertnet", "serve", "--port", str(self.port)]
+        serve = ["-m", "alertnet", "serve", "--port", str(self.port)]
+        for role in self.roles:
+            serve += ["--role", role]
+        command = [sys.executable, *serve]
         if self.profile_to is not None:
-            command = [
-                sys.executable,
-                "-m",
-                "pyinstrument",
-                "--renderer",
-                "text",
-                "--outfile",
-                str(self.profile_to),
-                "-m",
-                "alertnet",
-                "serve",
-                "--port",
-                str(self.port),
-            ]
+            profiler = ["-m", "pyinstrument", "--renderer", "text", "--outfile"]
+            command = [sys.executable, *profiler, str(self.profile_to), *serve]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -292,6 +295,18 @@ class AlertnetServer:
                         return
                 await asyncio.sleep(0.1)
         raise TimeoutError("alertnet did not become ready:\n" + self.log_tail())
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def memory(self) -> dict[str, float]:
+        """This process's VmRSS and peak VmHWM now, in MB (empty once it has exited)."""
+        return process_memory(self.pid) if self.pid is not None else {}
 
     async def uplinks_committed(self) -> float | None:
         """alertnet's ``alertnet_uplinks_total`` (all outcomes), from ``/metrics``."""
@@ -312,9 +327,16 @@ class AlertnetServer:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-batch, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        self.process.send_signal(signal.SIGCONT)  # a paused process could not stop
         self.process.send_signal(signal.SIGINT)  # uvicorn (and pyinstrument) finish cleanly
         try:
             self.process.wait(30)
@@ -323,9 +345,26 @@ class AlertnetServer:
             self.process.wait(5)
 
 
+def process_memory(pid: int) -> dict[str, float]:
+    """``VmRSS`` (now) and ``VmHWM`` (the peak so far) of ``pid`` from /proc, in MB."""
+    memory: dict[str, float] = {}
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return memory
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            memory["rss_mb" if name == "VmRSS" else "hwm_mb"] = round(
+                int(value.split()[0]) / 1024, 1
+            )
+    return memory
+
+
 async def count_alerts(db_url: str) -> dict[str, int]:
     """Alerts per kind of problem: ``duplicated`` counts a second alert of one
-    (device, category, trouble) opened while another was open — what must never happen."""
+    (device, category, trouble, drill) opened while another was open — what must never
+    happen (a drill alert beside a real one of the same device is allowed: DESIGN §2.3)."""
     engine = create_engine(db_url)
     try:
         async with create_session_factory(engine)() as session:
@@ -336,17 +375,18 @@ async def count_alerts(db_url: str) -> dict[str, int]:
                         Alert.device_id,
                         Alert.category,
                         Alert.trouble,
+                        Alert.drill,
                         Alert.opened_at,
                         Alert.closed_at,
-                    ).order_by(Alert.device_id, Alert.category, Alert.opened_at)
+                    ).order_by(Alert.device_id, Alert.category, Alert.drill, Alert.opened_at)
                 )
             ).all()
     finally:
         await engine.dispose()
     duplicated = 0
     previous: tuple[Any, ...] | None = None
-    for device_id, category, trouble, opened_at, closed_at in rows:
-        key = (device_id, category, trouble)
+    for device_id, category, trouble, drill, opened_at, closed_at in rows:
+        key = (device_id, category, trouble, drill)
         if previous is not None and previous[0] == key:
             earlier_closed_at = previous[1]
             if earlier_closed_at is None or earlier_closed_at > opened_at:
@@ -371,7 +411,7 @@ async def missing_events(db_url: str, presses: Iterable[tuple[str, int]]) -> lis
                     .join(Device, Device.id == Event.device_id)
                     .where(tuple_(Device.eui, Event.counter).in_(chunk))
                 )
-                found.update((eui, int(counter)) for eui, counter in rows)
+                found.update((eui, int(counter)) for eui, counter in rows if counter is not None)
     finally:
         await engine.dispose()
     return [press for press in wanted if press not in found]

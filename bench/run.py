@@ -1,23 +1,31 @@
 """``make bench``: alertnet under the firmware simulator, measured against DESIGN §8.
 
 On loopback only: a fresh PostgreSQL database, the project's own Mosquitto, ``alertnet
-serve`` as a subprocess, and the simulator as another (``python -m firmware_sim run``):
+serve`` as a subprocess, and the simulator as another (``python -m firmware_sim run``).
+The steps (``--steps``, in this order; all by default):
 
-1. baseline: the simulator publishes ``--uplinks`` heartbeats flat out to a bare aiomqtt
-   subscriber that does nothing (live rate), then the same number is queued for that
-   subscriber's offline session and drained (its receive capacity);
-2. drain: the same backlog queued for alertnet's session while it is stopped, then drained:
-   alertnet's ingest capacity with the publisher out of the way;
-3. +tablets at ``--offer-rates`` heartbeats/s: presses while simulated patrol tablets follow
-   their streams: press → offer on the nearest tablet (and press → ack);
-4. max: the simulator flat out into alertnet (committed/s, ratio to the bare subscriber);
-5. steady at ``--rates``: offered vs committed, press → ack ("received" downlink, i.e. the
-   alert committed) p50/p95/p99;
-6. storm: every mains-powered alarm loses mains at ~1,700/s over heartbeats.
+- baseline: the simulator publishes ``--uplinks`` heartbeats flat out to a bare aiomqtt
+  subscriber that does nothing (live rate), then the same number is queued for that
+  subscriber's offline session and drained (its receive capacity);
+- echo: a bare echo responder (bench/echo.py) in alertnet's place answers every press at once;
+  press → reply at each ``--offer-rates`` heartbeat load: the latency baseline;
+- drain: the same backlog queued for alertnet's session while it is stopped, then drained:
+  alertnet's ingest capacity with the publisher out of the way;
+- offer: +tablets at ``--offer-rates`` heartbeats/s: presses while simulated patrol tablets
+  follow their streams: press → offer on the nearest tablet (and press → ack);
+- max: the simulator flat out into alertnet (committed/s, ratio to the bare subscriber);
+- steady at ``--rates``: offered vs committed, press → ack ("received" downlink, i.e. the
+  alert committed) p50/p95/p99;
+- alarms80: press → ack p99 at 80 % of the measured capacity vs at 500/s;
+- storm: every mains-powered alarm loses mains at ~1,700/s over heartbeats;
+- scale: the backlog drained by 1 and by 2 ``--role ingest`` processes (bench/scale.py);
+- failover: two ingest processes under load with presses, one SIGKILLed halfway;
+- dc09: the SIA DC-09 receiver (bench/dc09.py).
 
 After each run the database is asked too: every press must be an event, and no device may
-have two open alerts of one kind. Results: ``bench/results/bench-<time>.json`` and ``.png``
-(and ``latest.*``). ``--profile drain,storm`` runs alertnet under pyinstrument in those steps
+have two open alerts of one kind. VmRSS and VmHWM of every alertnet process are read at the
+end of each step. Results: ``bench/results/bench-<time>.json`` and ``.png`` (and
+``latest.*``). ``--profile drain,storm`` runs alertnet under pyinstrument in those steps
 (``bench/results/profile-<step>.txt``).
 """
 
@@ -41,7 +49,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from bench import dc09  # noqa: E402
+from bench import dc09, scale  # noqa: E402
+from bench.echo import EchoResponder, write_keys  # noqa: E402
 from bench.harness import (  # noqa: E402
     DISPATCHER,
     AlertnetServer,
@@ -53,10 +62,29 @@ from bench.harness import (  # noqa: E402
     scratch_database,
     tablet_endpoints_exist,
 )
+from bench.report import failures, p99, plot, table  # noqa: E402
 from firmware_sim.fleet import FleetPlan, make_fleet  # noqa: E402
 
 RESULTS = _ROOT / "bench" / "results"
 SEED = 8
+STEPS = (
+    "baseline",
+    "echo",
+    "drain",
+    "offer",
+    "max",
+    "steady",
+    "alarms80",
+    "storm",
+    "scale",
+    "failover",
+    "dc09",
+)
+#: The single all-role alertnet's client id: its persistent session holds the drain's backlog.
+SERVER_CLIENT_ID = "alertnet-bench"
+BARE_SUBSCRIBER_ID = "bench-bare-subscriber"
+#: alarms80 compares with press → ack at this background load (DESIGN §8).
+ALARMS_BASE_RATE = 500
 
 
 def _load_average() -> list[float]:
@@ -72,31 +100,21 @@ class Bench:
         self.steps: list[dict[str, Any]] = []
         self.step_no = 0
         self.server: AlertnetServer | None = None
+        self.roles = False
 
     def sim_command(self, scenario: str, base_url: str, **options: Any) -> list[str]:
-        command = [
-            sys.executable,
-            "-m",
-            "firmware_sim",
-            "run",
-            scenario,
-            "--url",
-            base_url,
-            "--mqtt",
-            self.broker.url,
-            "--devices",
-            str(self.args.devices),
-            "--seed",
-            str(SEED),
-            "--state",
-            str(self.workdir / "counters.json"),
-            "--connections",
-            str(self.args.connections),
-            "--retry-first",
-            "2",
-            "--retry-max",
-            "8",
-        ]
+        command = [sys.executable, "-m", "firmware_sim", "run", scenario, "--url", base_url]
+        # Time compressed: the first retry after 2 s (a step may override it).
+        options = {
+            "mqtt": self.broker.url,
+            "devices": self.args.devices,
+            "seed": SEED,
+            "state": self.workdir / "counters.json",
+            "connections": self.args.connections,
+            "retry_first": 2,
+            "retry_max": 8,
+            **options,
+        }
         for name, value in options.items():
             if value is True:
                 command.append(f"--{name.replace('_', '-')}")
@@ -114,7 +132,12 @@ class Bench:
         command = self.sim_command(scenario, base_url, json=out, run_id=self.step_no, **options)
         print(f"\n== {label}: {' '.join(command[3:])}", flush=True)
         process = await asyncio.create_subprocess_exec(*command, cwd=_ROOT)
-        code = await process.wait()
+        try:
+            code = await process.wait()
+        finally:
+            if process.returncode is None:  # cancelled: the simulator goes too
+                process.kill()
+                await process.wait()
         if not out.exists():
             raise RuntimeError(f"{label}: the simulator wrote no report (exit {code})")
         report: dict[str, Any] = json.loads(out.read_text())
@@ -127,7 +150,7 @@ class Bench:
         return await self.simulate(
             label,
             "steady",
-            "http://127.0.0.1:9",  # nothing listens: alertnet is not part of this step
+            scale.NO_METRICS_URL,  # alertnet is not part of this step
             rate="max",
             uplinks=self.args.uplinks,
             presses=0,
@@ -165,7 +188,7 @@ class Bench:
                 await counter
             return received, (received / (last - first) if last > first else 0.0), report
 
-        identifier = "bench-bare-subscriber"
+        identifier = BARE_SUBSCRIBER_ID
         async with aiomqtt.Client(*address, identifier=identifier, clean_session=False) as client:
             await client.subscribe("alertnet/v1/up/+", qos=1)
             received, live_rate, report = await receive(client, publish=True)
@@ -173,6 +196,7 @@ class Bench:
         await self.publish_only("baseline-backlog")
         async with aiomqtt.Client(*address, identifier=identifier, clean_session=False) as client:
             drained, drain_rate, _ = await receive(client, publish=False)
+        await self.broker.forget_session(identifier)  # nothing more is queued for it
         report["bare_received"] = received
         report["bare_rate"] = round(live_rate, 1)
         report["bare_drained"] = drained
@@ -217,10 +241,33 @@ class Bench:
         if self.server is not None:
             self.server.stop()
         self.server = AlertnetServer(
-            db_url, self.broker.url, self.workdir / "alertnet.log", profile_to=profile
+            db_url,
+            self.broker.url,
+            self.workdir / "alertnet.log",
+            client_id=SERVER_CLIENT_ID,
+            profile_to=profile,
         )
         await self.server.start()
         return self.server
+
+    async def stop_server(self) -> None:
+        """Stop the single alertnet and drop its session: while other processes (or the echo)
+        answer, nothing may pile up for it."""
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+            self.server = None
+        await self.broker.forget_session(SERVER_CLIENT_ID)
+
+    def server_memory(self) -> list[dict[str, Any]]:
+        if self.server is None:
+            return []
+        return [{"process": "all roles", "pid": self.server.pid, **self.server.memory()}]
+
+    def record(self, report: dict[str, Any], label: str, kind: str, **extra: Any) -> None:
+        """One row of the table: ``report`` labelled, with this step's alertnet memory."""
+        report.update(label=label, kind=kind, **extra)
+        report.setdefault("memory", self.server_memory())
+        self.steps.append(report)
 
     async def drain(self, db_url: str) -> dict[str, Any]:
         """alertnet stopped, ``--uplinks`` queued for its session, then started: the rate at
@@ -231,33 +278,86 @@ class Bench:
         self.server = None
         await self.publish_only("drain-backlog")
         server = await self.serve(db_url, "drain")
-        expected = self.args.uplinks
-        first_at = last_at = 0.0
-        committed = 0.0
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            committed = await server.uplinks_committed() or 0.0
-            now = time.monotonic()
-            if committed and not first_at:
-                first_at = now
-            if committed >= expected:
-                last_at = now
-                break
-            await asyncio.sleep(0.05)
-        rate = committed / (last_at - first_at) if last_at > first_at else 0.0
-        print(f"alertnet drained {committed:,.0f} queued uplinks at {rate:,.0f}/s", flush=True)
+
+        async def committed() -> float:
+            return await server.uplinks_committed() or 0.0
+
+        drained = await scale.wait_for_count(committed, self.args.uplinks)
+        rate = drained.rate()
+        print(f"alertnet drained {drained.count:,.0f} queued uplinks at {rate:,.0f}/s", flush=True)
         return {
             "label": "drain",
-            "committed": committed,
+            "committed": drained.count,
             "committed_rate": round(rate, 1),
+            # Committed before the first poll (during start-up), left out of the rate.
+            "committed_at_first_poll": drained.first_count,
             "load_average": _load_average(),
+            "memory": self.server_memory(),
+        }
+
+    async def echo(self, keys_path: Path) -> None:
+        """Press → reply through the broker with a bare echo in alertnet's place, at the
+        heartbeat loads of the offer steps, with as many presses."""
+        await self.stop_server()
+        args = self.args
+        for rate in args.offer_rates:
+            responder = EchoResponder(self.broker.url, keys_path)
+            await responder.start()
+            try:
+                report = await self.simulate(
+                    f"echo-{rate}",
+                    "steady",
+                    scale.NO_METRICS_URL,
+                    rate=rate,
+                    duration=args.duration,
+                    presses=min(args.presses, args.tablets),
+                    drain=30,
+                    drill_share=0,
+                    tamper_share=0,
+                )
+                memory = responder.memory()
+            finally:
+                counts = await responder.stop()
+            report.pop("presses", None)  # the echo stores nothing: no database to ask
+            self.record(report, f"echo {rate}/s", "echo", rate=rate, echo=counts, memory=memory)
+
+    async def alarms80(self, db_url: str, result: dict[str, Any]) -> None:
+        """Press → ack p99 at 80 % of the capacity measured in this run vs at 500/s, one
+        after the other with as many presses (like with like on a drifting machine)."""
+        args = self.args
+        capacity = (result.get("drain") or {}).get("committed_rate") or args.capacity
+        if not capacity:
+            print("alarms80: no capacity measured (run the drain step or give --capacity)")
+            return
+        rate80 = round(0.8 * capacity)
+        p99_ms: dict[int, float | None] = {}
+        for rate in (ALARMS_BASE_RATE, rate80):
+            server = await self.serve(db_url, f"alarms80-{rate}")
+            report = await self.simulate(
+                f"alarms80-{rate}",
+                "steady",
+                server.base_url,
+                rate=rate,
+                duration=args.duration,
+                presses=args.alarm_presses,
+                drain=30,
+            )
+            await self.verify(db_url, report)
+            self.record(report, f"alarms {rate}/s", "alarms80", rate=rate)
+            p99_ms[rate] = p99(report)
+        high, base = p99_ms[rate80], p99_ms[ALARMS_BASE_RATE]
+        result["alarms80"] = {
+            "capacity": capacity,
+            "rate": rate80,
+            "offered_rate": self.steps[-1].get("offered_rate"),
+            "p99_ms": high,
+            "p99_ms_500": base,
+            "ratio": round(high / base, 2) if high and base else None,
         }
 
     async def dc09(self, db_url: str) -> dict[str, Any]:
         """The SIA DC-09 part (bench/dc09.py), with its own alertnet: the other one stops."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        await self.stop_server()
         args = self.args
         return await dc09.dc09_step(
             self.workdir, db_url, self.broker.url, args.dc09_panels, args.dc09_messages
@@ -265,18 +365,15 @@ class Bench:
 
     async def _run_on(self, db_url: str) -> dict[str, Any]:
         args = self.args
-        if args.dc09_only:
-            return {
-                "started_at": datetime.now(UTC).isoformat(),
-                "machine": {"cpus": os.cpu_count(), "load_average_at_start": _load_average()},
-                "steps": self.steps,
-                "dc09": await self.dc09(db_url),
-            }
+        steps = args.steps
         fleet = make_fleet(FleetPlan(devices=args.devices, seed=SEED))
         await register_fleet(db_url, fleet)
+        keys_path = self.workdir / "keys.txt"
+        write_keys(keys_path, {spec.eui: spec.key for spec in fleet})
         tablets_api = tablet_endpoints_exist()
+        self.roles = scale.roles_supported()
         tablet_options: dict[str, Any] = {}
-        if tablets_api and args.tablets:
+        if tablets_api and args.tablets and "offer" in steps:
             specs = await create_tablet_users(db_url, args.tablets)
             self.tablets_file = self.workdir / "tablets.txt"
             self.tablets_file.write_text(
@@ -301,10 +398,16 @@ class Bench:
             "devices": args.devices,
             "uplinks": args.uplinks,
             "tablet_api": tablets_api,
+            "roles": self.roles,
+            "selected_steps": [step for step in STEPS if step in steps],
             "steps": self.steps,
         }
-        result["baseline"] = await self.baseline()
-        result["drain"] = await self.drain(db_url)
+        if "baseline" in steps:
+            result["baseline"] = await self.baseline()
+        if "echo" in steps:
+            await self.echo(keys_path)
+        if "drain" in steps:
+            result["drain"] = await self.drain(db_url)
         # Press → offer on the nearest tablet's stream, at the budget's background loads;
         # first, while no unserved alert of other steps waits in the escalated queue.
         for rate in args.offer_rates if tablet_options else []:
@@ -323,16 +426,15 @@ class Bench:
                 **tablet_options,
             )
             await self.verify(db_url, report)
-            report["label"] = f"+tablets {rate}/s"
-            self.steps.append(report)
-        server = await self.serve(db_url, "max")
-        report = await self.simulate(
-            "max", "steady", server.base_url, rate="max", uplinks=args.uplinks, presses=50
-        )
-        await self.verify(db_url, report)
-        report["label"] = "max"
-        self.steps.append(report)
-        for rate in args.rates:
+            self.record(report, f"+tablets {rate}/s", "offer", rate=rate)
+        if "max" in steps:
+            server = await self.serve(db_url, "max")
+            report = await self.simulate(
+                "max", "steady", server.base_url, rate="max", uplinks=args.uplinks, presses=50
+            )
+            await self.verify(db_url, report)
+            self.record(report, "max", "max")
+        for rate in args.rates if "steady" in steps else []:
             label = f"steady-{rate}"
             server = await self.serve(db_url, label)
             report = await self.simulate(
@@ -345,163 +447,43 @@ class Bench:
                 drain=30,
             )
             await self.verify(db_url, report)
-            report["label"] = f"steady {rate}/s"
-            self.steps.append(report)
-        alarms = sum(1 for spec in fleet if spec.mains_powered)
-        server = await self.serve(db_url, "storm")
-        report = await self.simulate(
-            "storm",
-            "storm",
-            server.base_url,
-            rate=args.storm_background,
-            duration=max(5.0, alarms / 1700 + 2),
-            storm_window=round(alarms / 1700, 2),
-            drain=90,
-        )
-        await self.verify(db_url, report)
-        report["label"] = "storm"
-        self.steps.append(report)
-        if args.dc09_panels:
+            self.record(report, f"steady {rate}/s", "steady", rate=rate)
+        if "alarms80" in steps:
+            await self.alarms80(db_url, result)
+        if "storm" in steps:
+            alarms = sum(1 for spec in fleet if spec.mains_powered)
+            server = await self.serve(db_url, "storm")
+            report = await self.simulate(
+                "storm",
+                "storm",
+                server.base_url,
+                rate=args.storm_background,
+                duration=max(5.0, alarms / 1700 + 2),
+                storm_window=round(alarms / 1700, 2),
+                drain=90,
+            )
+            await self.verify(db_url, report)
+            self.record(report, "storm", "storm")
+        if "scale" in steps:
+            await self.stop_server()
+            for ingests in (1, 2):
+                self.steps.append(await scale.drain_step(self, db_url, ingests, roles=self.roles))
+        if "failover" in steps:
+            await self.stop_server()
+            self.steps.append(await scale.failover_step(self, db_url, roles=self.roles))
+        if "dc09" in steps and args.dc09_panels:
             result["dc09"] = await self.dc09(db_url)
         result["finished_at"] = datetime.now(UTC).isoformat()
         result["machine"]["load_average_at_end"] = _load_average()
         return result
 
 
-def _ms(part: dict[str, Any] | None, key: str) -> str:
-    if not part or not part.get("n"):
-        return "-"
-    value = part.get(key)
-    return "-" if value is None else f"{value:.0f}"
-
-
-def table(result: dict[str, Any]) -> str:
-    if "baseline" not in result:  # --dc09-only
-        return "\n".join(dc09.lines(result["dc09"]))
-    bare = result["baseline"]["bare_rate"] or 0.0
-    header = (
-        f"{'step':<14}{'offered/s':>10}{'alertnet/s':>11}{'÷bare':>7}"
-        f"{'ack p50':>9}{'p95':>6}{'p99':>7}{'offer p50':>11}{'p95':>6}{'p99':>7}"
-        f"{'lost':>6}{'dup':>5}{'load1':>7}"
-    )
-    base = result["baseline"]
-    drain = result["drain"]
-    bare_drain = base.get("bare_drain_rate") or 0.0
-    drain_ratio = f"{drain['committed_rate'] / bare_drain:.0%}" if bare_drain else "-"
-    lines = [
-        f"bare aiomqtt subscriber: {bare:,.0f} msgs/s live from the simulator flat out "
-        f"(it offered {base['offered_rate']:,.0f}/s); drains a {result['uplinks']:,} backlog "
-        f"at {bare_drain:,.0f}/s",
-        f"alertnet drains the same backlog at {drain['committed_rate']:,.0f} uplinks/s "
-        f"({drain_ratio} of bare) — its ingest capacity without the publisher in the way",
-        header,
-        "-" * len(header),
-    ]
-    for step in result["steps"]:
-        summary = step["summary"]
-        committed = step.get("committed_rate") or 0.0
-        lost = summary["presses_lost"] + step.get("db_missing_events", 0)
-        dup = max(summary["alerts_duplicated"], step.get("db_alerts_duplicated", 0))
-        # The ratio compares like with like: both flat out from the same publisher.
-        ratio = f"{committed / bare:.0%}" if bare and step["label"] == "max" else "-"
-        lines.append(
-            f"{step['label']:<14}{step['offered_rate']:>10,.0f}{committed:>11,.0f}"
-            f"{ratio:>7}"
-            f"{_ms(summary['press_to_ack'], 'p50_ms'):>9}"
-            f"{_ms(summary['press_to_ack'], 'p95_ms'):>6}"
-            f"{_ms(summary['press_to_ack'], 'p99_ms'):>7}"
-            f"{_ms(summary['press_to_offer'], 'p50_ms'):>11}"
-            f"{_ms(summary['press_to_offer'], 'p95_ms'):>6}"
-            f"{_ms(summary['press_to_offer'], 'p99_ms'):>7}"
-            f"{lost:>6}{dup:>5}{step['load_average'][0]:>7.2f}"
-        )
-    lines.append(
-        "latencies in ms; ack = press → 'received' downlink at the device (alert committed); "
-        "offer = press → offer.created on the nearest tablet's stream"
-    )
-    if not result["tablet_api"]:
-        lines.append("press → offer: not measured, this alertnet has no tablet API yet")
-    if "dc09" in result:
-        lines += dc09.lines(result["dc09"])
-    return "\n".join(lines)
-
-
-def plot(result: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot", file=sys.stderr)
-        return False
-    steady = [s for s in result["steps"] if s["label"].startswith("steady")]
-    offered = [s["offered_rate"] for s in steady]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    left.plot(offered, [s.get("committed_rate") or 0 for s in steady], "o-", label="committed")
-    top = max([*offered, result["baseline"]["bare_rate"]] or [1])
-    left.plot([0, top], [0, top], ":", color="grey", label="offered = committed")
-    left.axhline(
-        result["baseline"]["bare_rate"], color="tab:green", ls="--", label="bare subscriber"
-    )
-    left.axhline(
-        result["baseline"].get("bare_drain_rate") or 0,
-        color="tab:olive",
-        ls="--",
-        label="bare subscriber, backlog",
-    )
-    left.axhline(
-        result["drain"]["committed_rate"], color="tab:purple", ls="-.", label="alertnet, backlog"
-    )
-    for step in result["steps"]:
-        if not step["label"].startswith("steady"):
-            marker = "^" if step["label"].startswith("+tablets") else "s"
-            left.plot(
-                step["offered_rate"], step.get("committed_rate") or 0, marker, label=step["label"]
-            )
-    left.axhline(5000, color="tab:red", ls=":", label="budget 5,000/s")
-    left.set_xlabel("offered uplinks/s")
-    left.set_ylabel("committed uplinks/s")
-    left.set_title("throughput")
-    left.legend(fontsize=8)
-    with_tablets = [s for s in result["steps"] if s["label"].startswith("+tablets")]
-    series = (
-        (steady, "press_to_ack", "press → ack"),
-        (with_tablets, "press_to_ack", "press → ack (+tablets)"),
-        (with_tablets, "press_to_offer", "press → offer"),
-    )
-    for steps, key, name in series:
-        for pct, style in (("p50_ms", "o-"), ("p99_ms", "s--")):
-            values = [step["summary"][key].get(pct) for step in steps]
-            if any(value is not None for value in values):
-                right.plot(
-                    [step["offered_rate"] for step in steps],
-                    [value if value is not None else float("nan") for value in values],
-                    style,
-                    label=f"{name} {pct[:3]}",
-                )
-    right.axhline(50, color="tab:red", ls=":", label="budget offer p99 50 ms @1,000/s")
-    right.axhline(250, color="tab:pink", ls=":", label="budget offer p99 250 ms @3,000/s")
-    right.set_yscale("log")
-    right.set_xlabel("offered heartbeats/s")
-    right.set_ylabel("ms")
-    right.set_title("latency")
-    right.legend(fontsize=8)
-    figure.suptitle(
-        f"alertnet bench {result['started_at'][:19]} — {result['machine']['cpus']} CPUs, "
-        f"load {result['machine']['load_average_at_start'][0]}"
-        f"→{result['machine'].get('load_average_at_end', ['?'])[0]} (shared machine: noisy)"
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--devices", type=int, default=5000)
-    parser.add_argument("--uplinks", type=int, default=40_000, help="baseline and max step")
+    parser.add_argument(
+        "--uplinks", type=int, default=40_000, help="the backlog and flat-out steps' heartbeats"
+    )
     parser.add_argument(
         "--rates",
         type=lambda t: [int(x) for x in t.split(",") if x],
@@ -511,7 +493,7 @@ def main() -> int:
         "--offer-rates",
         type=lambda t: [int(x) for x in t.split(",") if x],
         default=[1000, 3000],
-        help="heartbeat rates of the steps with tablets (press → offer)",
+        help="heartbeat rates of the echo and +tablets steps (press → reply, ack, offer)",
     )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per steady step")
     parser.add_argument("--presses", type=int, default=20, help="presses per steady step")
@@ -528,39 +510,54 @@ def main() -> int:
         "--dc09-panels", type=int, default=200, help="SIA DC-09 panels in the last step (0: none)"
     )
     parser.add_argument("--dc09-messages", type=int, default=20_000, help="DC-09 messages sent")
-    parser.add_argument("--dc09-only", action="store_true", help="run the DC-09 step alone")
+    parser.add_argument("--dc09-only", action="store_true", help="the same as --steps dc09")
+    parser.add_argument(
+        "--steps",
+        type=_steps,
+        default=set(STEPS),
+        help=f"comma-separated, run in this order: {','.join(STEPS)} (default: all)",
+    )
+    parser.add_argument(
+        "--capacity", type=float, default=0.0, help="alarms80 without the drain step: uplinks/s"
+    )
+    parser.add_argument("--alarm-presses", type=int, default=40, help="presses per alarms80 run")
+    parser.add_argument("--failover-rate", type=float, default=1000.0, help="heartbeats/s")
+    parser.add_argument("--failover-duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--failover-presses", type=int, default=100)
     args = parser.parse_args()
+    if args.dc09_only:
+        args.steps = {"dc09"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="alertnet-bench-") as directory:
         bench = Bench(args, Path(directory))
         result = asyncio.run(bench.run())
-        log_copy = RESULTS / "alertnet-last.log"
-        with contextlib.suppress(OSError):
-            log_copy.write_text((Path(directory) / "alertnet.log").read_text(errors="replace"))
+        for log in Path(directory).glob("alertnet*.log"):
+            with contextlib.suppress(OSError):
+                copy = RESULTS / log.name.replace("alertnet", "alertnet-last", 1)
+                copy.write_text(log.read_text(errors="replace"))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     text = table(result)
     result["table"] = text
     for name in (f"bench-{stamp}", "latest"):
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
-    plotted = "baseline" in result and plot(result, RESULTS / f"bench-{stamp}.png")
+    plotted = bool(result["steps"]) and plot(result, RESULTS / f"bench-{stamp}.png")
     if plotted:
         (RESULTS / "latest.png").write_bytes((RESULTS / f"bench-{stamp}.png").read_bytes())
     print("\n" + text)
     print(f"\nresults: {RESULTS}/bench-{stamp}.json" + (" and .png" if plotted else ""))
-    failures = [
-        step["label"]
-        for step in result["steps"]
-        if step["summary"]["presses_lost"]
-        or step.get("db_missing_events")
-        or step["summary"]["alerts_duplicated"]
-        or step.get("db_alerts_duplicated")
-    ]
-    if "dc09" in result and dc09.failed(result["dc09"]):
-        failures.append("dc09")
-    if failures:
-        print(f"LOST OR DUPLICATED in: {', '.join(failures)}", file=sys.stderr)
+    failed = failures(result)
+    if failed:
+        print(f"LOST OR DUPLICATED in: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _steps(text: str) -> set[str]:
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - set(STEPS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown steps {sorted(unknown)}; known: {STEPS}")
+    return chosen
 
 
 if __name__ == "__main__":

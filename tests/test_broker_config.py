@@ -93,7 +93,7 @@ def test_config_has_every_setting_design_14_names(tmp_path: Path) -> None:
     for expected in [
         "per_listener_settings false",
         f"max_packet_size {MAX_PACKET_BYTES}",
-        "max_inflight_messages 1000",
+        "max_inflight_messages 65535",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         "persistence true",
         f"persistence_location {tmp_path.resolve()}/",

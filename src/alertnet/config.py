@@ -48,9 +48,15 @@ class Settings(BaseSettings):
     # `alertnet broker config --processes N`): its MQTT logins end in "-<this number>".
     mqtt_process: int = Field(default=1, ge=1)
     mqtt_share_group: str = ""
+    # With a share group: how long the broker keeps a member's MQTT 5 session after its
+    # connection ends. 0 (the default) stops a dead member's share of the uplinks at once, so
+    # a device's first retry reaches a survivor (alertnet.ingest.mqtt_client has the measurements).
+    mqtt_session_expiry_s: int = Field(default=0, ge=0, le=0xFFFFFFFF)
     embedded_mqtt_port: int = 1883
     batch_max_messages: int = Field(default=200, ge=1)
     batch_max_wait_ms: float = Field(default=5.0, ge=0)
+    # Devices each ingest process keeps in memory (alertnet.ingest.device_cache, DESIGN §13).
+    device_cache_size: int = Field(default=200_000, ge=0)
     supervision_check_s: float = Field(default=30.0, gt=0)
     supervision_grace_s: float = Field(default=120.0, ge=0)
     dispatch_tick_s: float = Field(default=1.0, gt=0)

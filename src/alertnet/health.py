@@ -1,12 +1,16 @@
 """Liveness and readiness probes: ``/healthz`` (the process runs) and ``/readyz`` (it can work).
 
-``/readyz`` is honest about every part (DESIGN §14): it answers 503 while the database does not
-answer, the MQTT ingest (or the ChirpStack ingest, when configured: ``chirpstack``) is not
-connected, any runtime task is down or restarting too often
-(``alertnet.supervisor``), or the ingest pipeline has left an uplink waiting longer than
-``PIPELINE_STALLED_AFTER_S``. The body keeps its first fields (``ready``, ``database``,
-``broker``), adds ``tasks`` (each task's state) and ``pipeline``, and ``failing`` names every
-part that is not ``ok``; a 503 also carries ``error``, ``detail`` and ``code`` like every error.
+Every process serves both, whatever its roles (``alertnet.roles``). ``/readyz`` is honest about
+every part the process runs (DESIGN §14), and only those: it answers 503 while the database
+does not answer, the MQTT ingest (``broker``; or the ChirpStack ingest, when configured:
+``chirpstack``; or Frigate's: ``frigate``) is not connected, any of the process's tasks is down
+or restarting too often (``alertnet.supervisor``), or the ingest pipeline has left an uplink
+waiting longer than ``PIPELINE_STALLED_AFTER_S``. A process without the ``ingest`` role has no
+MQTT ingest and reports no ``broker``: its downlink publisher (advisory progress LEDs) is a
+task like any other, and a broker outage does not make an API unready. The body keeps its
+first fields (``ready``, ``database``, ``broker`` where it runs), adds ``roles``, ``tasks``
+(each task's state) and ``pipeline``, and ``failing`` names every part that is not ``ok``; a
+503 also carries ``error``, ``detail`` and ``code`` like every error.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers, MQTT ingest is connected and every task runs."""
+    """Ready when the database answers, the process's MQTT connections for ingest are
+    connected and every one of its tasks runs."""
     runtime = request.app.state.runtime
     checks: dict[str, Any] = {"database": await _database(runtime)}
-    checks["broker"] = OK if runtime.broker_connected() else "disconnected"
+    if runtime.mqtt is not None:  # only in a process with the ingest role
+        checks["broker"] = OK if runtime.broker_connected() else "disconnected"
     chirpstack = getattr(runtime, "chirpstack", None)
     if chirpstack is not None:  # only when ALERTNET_CHIRPSTACK_MQTT_URL is set
         checks["chirpstack"] = OK if chirpstack.connected.is_set() else "disconnected"
@@ -52,7 +58,13 @@ async def readyz(request: Request) -> JSONResponse:
     tasks: dict[str, str] = runtime.tasks.states()
     failing = [name for name, state in checks.items() if state != OK]
     failing += [f"task:{name}" for name, state in tasks.items() if state != OK]
-    body: dict[str, Any] = {"ready": not failing, **checks, "tasks": tasks, "failing": failing}
+    body: dict[str, Any] = {
+        "ready": not failing,
+        **checks,
+        "roles": sorted(runtime.plan.roles),
+        "tasks": tasks,
+        "failing": failing,
+    }
     if failing:
         # Every error body carries the error triple (DESIGN §14), a 503 from here included.
         body |= {

@@ -78,8 +78,10 @@ class AlertnetProcess:
         *,
         module: str = "alertnet",
         env: dict[str, str] | None = None,
+        serve_args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
+        self.serve_args = tuple(serve_args)  # after ``serve --port N``, e.g. ``--role ingest``
         self.log_path = log_path
         self.module = module
         self.metrics_token = secrets.token_hex(16)
@@ -113,7 +115,15 @@ class AlertnetProcess:
         """Start the process and return once ``/readyz`` answers 200."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, "serve", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    self.module,
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *self.serve_args,
+                ],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 stdout=log,

@@ -6,6 +6,7 @@ import json
 import pickle
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -310,6 +311,7 @@ def test_recursion_error_maps_to_malformed_json(monkeypatch: pytest.MonkeyPatch)
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(json, "loads", too_deep)
+    monkeypatch.setattr(orjson, "loads", too_deep)
     assert reason_of(decode_uplink_json, PANIC_JSON) is Reason.MALFORMED_JSON
 
 

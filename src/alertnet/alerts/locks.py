@@ -24,7 +24,7 @@ async def lock_alert(
         await session.execute(
             select(Alert)
             .where(Alert.id == alert_id)
-            .with_for_update(skip_locked=skip_locked)
+            .with_for_update(skip_locked=skip_locked, key_share=True)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()

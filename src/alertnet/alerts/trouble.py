@@ -53,7 +53,7 @@ async def _open_trouble(session: AsyncSession, device_id: int) -> Alert | None:
             Alert.category == AlertCategory.TROUBLE.value,
             Alert.state.in_(OPEN_ALERT_STATES),
         )
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
 
 
@@ -84,7 +84,7 @@ async def raise_many(
                 Alert.state.in_(OPEN_ALERT_STATES),
             )
             .order_by(Alert.device_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     }
     opened: list[tuple[Alert, AlertOpening]] = []

@@ -211,7 +211,7 @@ async def _ensure_another_admin(session: AsyncSession, user: User, change: str) 
         await session.execute(
             select(User.id, User.demo)
             .where(User.role == Role.ADMIN.value, User.active.is_(True))
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     ).all()
     others = [admin for admin in admins if admin.id != user.id and (user.demo or not admin.demo)]

@@ -64,9 +64,13 @@ MAX_QUEUED_MESSAGES: Final = 1_000_000
 # ... and the bytes bound keeps a client that queues large junk from exhausting memory:
 # 1,000,000 real frames (JSON ones are ~110 bytes) fit well inside it.
 MAX_QUEUED_BYTES: Final = 256 * 1024 * 1024
-# alertnet acknowledges QoS 1 only after a database commit; Mosquitto's default window of 20
-# unacknowledged messages per client would throttle its micro-batches to 20 messages.
-MAX_INFLIGHT_MESSAGES: Final = 1_000
+# alertnet acknowledges QoS 1 only after a database commit, so every message on its way to a
+# commit counts against this window; past it Mosquitto holds the rest in its FIFO queue, where
+# an alarm waits behind every heartbeat before it. The MQTT maximum (16-bit packet ids), the
+# same as alertnet's MQTT 5 Receive Maximum (``alertnet.ingest.mqtt_client``): a backlog sits in
+# alertnet's lanes, where alarms overtake it. Mosquitto's default of 20 would also throttle
+# the micro-batches to 20 messages.
+MAX_INFLIGHT_MESSAGES: Final = 65_535
 # A broker killed with SIGKILL loses at most this many seconds of queued messages.
 AUTOSAVE_INTERVAL_S: Final = 2
 
@@ -203,8 +207,9 @@ def write_config(
         "# A frame is a few hundred bytes: a larger packet disconnects its sender (and the",
         "# broker logs it). No message_size_limit: it would drop messages silently.",
         f"max_packet_size {MAX_PACKET_BYTES}",
-        "# alertnet acks QoS 1 only after a database commit; the default window of 20",
-        "# unacknowledged messages per client would throttle its micro-batches.",
+        "# alertnet acks QoS 1 only after a database commit: past this window of",
+        "# unacknowledged messages per client, an alarm would wait in the broker's queue",
+        "# behind every heartbeat before it (the default of 20 would also throttle batches).",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "# The default (1000) silently drops QoS 1 messages for a slow or offline persistent",
         "# subscriber: alertnet's session must hold every alarm raised while it is down.",

@@ -1,14 +1,20 @@
 """``alertnet migrate`` and ``alertnet serve``: the schema brought up to date, and the server
 (API, ingest, dispatcher) run in the foreground, optionally on a seeded demo city.
 
-``serve`` takes its listening socket before anything else: a port that is already taken is one
-clear line and exit code 1 at once, not a traceback after the database was touched.
+``serve --role api|ingest|dispatch`` (repeatable; default all three) runs a part of alertnet,
+so several processes can share one PostgreSQL (``alertnet.roles``); an unknown role is a usage
+error (exit 2). ``serve`` takes its listening socket before anything else: a port that is
+already taken is one clear line and exit code 1 at once, not a traceback after the database
+was touched. The server runs on uvloop when it is installed (it is, with ``uvicorn[standard]``
+on Linux), else on asyncio's own loop; the start-up lines name the roles, what runs and the
+loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import socket
 import sys
 from typing import TYPE_CHECKING
@@ -24,6 +30,7 @@ from alertnet.cli.common import (
     migrate_database,
 )
 from alertnet.config import Settings
+from alertnet.roles import ALL_ROLES, ProcessPlan, ProcessRole
 
 if TYPE_CHECKING:
     from alertnet.cli.common import Commands
@@ -38,6 +45,15 @@ def add_commands(commands: Commands) -> None:
     command.add_argument("--host", default="127.0.0.1")
     command.add_argument("--port", type=int, default=8000)
     command.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        choices=[role.value for role in ProcessRole],
+        help="run only this part (repeatable; default: all three). api: HTTP API, pages and "
+        "WebSockets; ingest: MQTT, ChirpStack, Frigate, DC-09 and serial ingest; dispatch: "
+        "the dispatcher, device supervision, retention and drills",
+    )
+    command.add_argument(
         "--demo",
         action="store_true",
         help="migrate and seed a demo city with logins (DEMO ONLY)",
@@ -51,14 +67,19 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _console_url(host: str, port: int) -> str:
+def _base_url(host: str, port: int) -> str:
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/console"
+    return f"http://{host}:{port}"
+
+
+def _event_loop() -> str:
+    """uvicorn's loop: uvloop when installed (faster I/O for every connection), else asyncio."""
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 class PortTaken(Exception):
@@ -129,8 +150,22 @@ def _serve_on(listener: socket.socket, args: argparse.Namespace, settings: Setti
 
     from alertnet.app import HTTP_DRAIN_S, SHUTDOWN_DEADLINE_S, create_app
 
-    app = create_app(settings, shutdown_deadline_s=SHUTDOWN_DEADLINE_S)
-    print(f"alertnet {__version__}: console at {_console_url(args.host, args.port)}")
+    roles = frozenset(ProcessRole(role) for role in args.roles) if args.roles else ALL_ROLES
+    plan = ProcessPlan(roles, settings)
+    app = create_app(settings, roles=roles, shutdown_deadline_s=SHUTDOWN_DEADLINE_S)
+    loop = _event_loop()
+    base_url = _base_url(args.host, args.port)
+    print(f"alertnet {__version__}: {plan.describe()}")
+    if roles != ALL_ROLES and not plan.on_postgres:
+        print(
+            "note: on SQLite processes do not wake each other; a new alert waits for the "
+            f"dispatcher's tick ({settings.dispatch_tick_s:g} s): use PostgreSQL for several "
+            "processes"
+        )
+    if plan.serves_api:
+        print(f"console at {base_url}/console (event loop: {loop})")
+    else:
+        print(f"probes at {base_url}/readyz and {base_url}/metrics (event loop: {loop})")
     if logins is not None:
         if not logins.created:
             print("the database already holds the demo city; seeding skipped")
@@ -150,6 +185,7 @@ def _serve_on(listener: socket.socket, args: argparse.Namespace, settings: Setti
         port=args.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=HTTP_DRAIN_S,
+        loop=loop,
     )
     uvicorn.Server(config).run(sockets=[listener])
     return EXIT_OK

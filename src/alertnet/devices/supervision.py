@@ -86,7 +86,7 @@ class Supervisor:
                     Device.supervision_interval_s == interval_s,
                     func.coalesce(Device.last_seen_at, Device.created_at) < cutoff,
                 )
-                .with_for_update(of=Device, skip_locked=True)
+                .with_for_update(of=Device, skip_locked=True, key_share=True)
             )
             feed = []
             for device, risk in devices:

@@ -60,6 +60,7 @@ class Dispatcher:
         min_backoff_s: float = 0.1,
         max_backoff_s: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
+        wake_elsewhere: Callable[[], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.notifier = notifier
@@ -75,10 +76,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._wake_elsewhere = wake_elsewhere
 
     def wake(self) -> None:
-        """Ask for a pass now (ingest calls this after committing a new alert)."""
+        """Ask for a pass now (ingest calls this after committing a new alert). In a process
+        whose loop does not run (``alertnet.roles``), ``wake_elsewhere`` passes it on."""
         self._wake.set()
+        if self._wake_elsewhere is not None:
+            self._wake_elsewhere()
 
     async def run(self) -> None:
         """Pass after pass until cancelled; an exception never ends the loop."""

@@ -33,7 +33,7 @@ async def lock_offer(session: AsyncSession, offer_id: int) -> Offer:
         await session.execute(
             select(Offer)
             .where(Offer.id == offer_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         )
     ).scalar_one()
@@ -56,7 +56,7 @@ async def lock_post(session: AsyncSession, post_id: int) -> Post:
         await session.execute(
             select(Post)
             .where(Post.id == post_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -71,7 +71,7 @@ async def pending_offer_of_alert(session: AsyncSession, alert_id: int) -> Offer 
         await session.execute(
             select(Offer)
             .where(Offer.alert_id == alert_id, Offer.state == OfferState.PENDING)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()

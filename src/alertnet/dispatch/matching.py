@@ -115,7 +115,7 @@ async def claim_post(
     """
     await db.write_lock(session)
     locked = await session.scalar(
-        select(Post.id).where(Post.id == post_id).with_for_update(skip_locked=True)
+        select(Post.id).where(Post.id == post_id).with_for_update(skip_locked=True, key_share=True)
     )
     if locked is None:
         return None

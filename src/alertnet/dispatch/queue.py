@@ -134,7 +134,7 @@ async def dispatch_waiting(
     query = (
         query.order_by(Alert.drill, Alert.priority.desc(), Alert.opened_at, Alert.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     alerts = [row[0] for row in await claim_rows(session, query)]
     paused = (
@@ -180,7 +180,7 @@ async def expire_due(
         .where(Offer.state == OfferState.PENDING, Offer.deadline_at <= now)
         .order_by(Alert.priority.desc(), Offer.deadline_at, Offer.id)
         .limit(limit)
-        .with_for_update(of=Alert, skip_locked=True)
+        .with_for_update(of=Alert, skip_locked=True, key_share=True)
     )
     rows = await claim_rows(session, query)
     result.more = len(rows) == limit

@@ -247,7 +247,9 @@ async def start_drill(
 async def stop_drill(session: AsyncSession, drill_id: int, *, now: datetime) -> Drill:
     """No more events for this drill: the waiting ones are skipped. The drill alerts already
     open stay with their posts (a dispatcher may cancel each)."""
-    drill = await session.scalar(select(Drill).where(Drill.id == drill_id).with_for_update())
+    drill = await session.scalar(
+        select(Drill).where(Drill.id == drill_id).with_for_update(key_share=True)
+    )
     if drill is None:
         raise NotFound(f"no drill {drill_id}")
     if drill.state != "running":

@@ -1,27 +1,28 @@
 """One ingest transaction: the uplinks of a micro-batch become events, receptions and alerts.
 
-Device lookup (row-locked) → topic/MIC check → anti-replay window → events (the database is the
-dedup: one per ``(device, dedup_key)``, ``c:<counter>`` for v1 frames) and receptions → the
-alert side (``alerts.intake``) → device state → quarantine → feed. Events of other sources
-(``ingest.sources``) take their own path through the same steps, their devices locked with
-the others. Runs inside ``Pipeline.process``'s unit of work and never commits.
+Topic/MIC check and anti-replay window on the process's cached devices → every window and
+device state written in one compare-and-set, which first row-locks every device of the batch in
+id order (``ingest.device_cache``; a device found changed, or refused on cached facts, is then
+read again under that lock and judged again)
+→ events (the database is the dedup: one per ``(device, dedup_key)``, ``c:<counter>`` for v1
+frames) and receptions → the alert side (``alerts.intake``, under those row locks) →
+quarantine → feed. Events of other sources (``ingest.sources``) take their own path through the
+same steps, their devices read row-locked. Runs inside ``Pipeline.process``'s unit of work and
+never commits; ``Batch.committed()`` then teaches the cache what the commit made true.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import (
-    Integer,
-    String,
     Table,
     bindparam,
-    func,
     insert,
-    or_,
     select,
     tuple_,
     update,
@@ -32,9 +33,17 @@ from alertnet import db
 from alertnet.alerts.intake import AlertIntake
 from alertnet.alerts.opening import DeviceRef
 from alertnet.dispatch.realpress import cancel_device_drills
+from alertnet.ingest.device_cache import (
+    DeviceCache,
+    DeviceFacts,
+    DeviceWrite,
+    compare_and_set,
+    read_devices,
+    save_devices,
+)
 from alertnet.ingest.outcomes import BatchResult, Disposition, Outcome, RawUplink, quarantine_row
 from alertnet.ingest.sources import SourceEvent, SourceEvents, mark_tests
-from alertnet.models import Device, DeviceStatus, Event, Mahalla, Quarantine, Reception, utcnow
+from alertnet.models import DeviceStatus, Event, Quarantine, Reception, utcnow
 from alertnet.protocol import (
     DecodeError,
     EventCode,
@@ -46,7 +55,6 @@ from alertnet.protocol import (
 )
 from alertnet.realtime.feed import FeedMessage, append
 
-DEVICES = cast(Table, Device.__table__)
 EVENTS = cast(Table, Event.__table__)
 #: Gateways named on one event: enough for any real network; copies sent under ever new
 #: gateway ids (the HTTP header is the client's to choose) cannot grow the row without end.
@@ -79,19 +87,73 @@ class _DeviceState:
     last_gateway_id: str | None = None
     best_rssi: int | None = None
 
+    @classmethod
+    def of(cls, facts: DeviceFacts) -> _DeviceState:
+        return cls(
+            id=facts.id,
+            eui=facts.eui,
+            key=facts.key,
+            status=facts.status,
+            mahalla_id=facts.mahalla_id,
+            risk=facts.risk,
+            lat=facts.lat,
+            lon=facts.lon,
+            window=ReplayWindow.from_db(facts.window_highest, facts.window_seen),
+            dc09_key=facts.dc09_key,
+            dc09_account=facts.dc09_account,
+        )
+
     @property
     def ref(self) -> DeviceRef:
         return DeviceRef(self.id, self.eui, self.mahalla_id, self.risk, self.lat, self.lon)
 
+    def write(self, facts: DeviceFacts) -> DeviceWrite:
+        """This state written over ``facts``, if the device is still as ``facts`` say."""
+        return DeviceWrite(
+            id=self.id,
+            revision=facts.revision,
+            old_highest=facts.window_highest,
+            old_seen=facts.window_seen,
+            window_highest=self.window.highest,
+            window_seen=self.window.seen_signed,
+            last_seen_at=self.last_seen_at,
+            battery=self.battery,
+            last_format=self.last_format,
+            last_transport=self.last_transport,
+            last_gateway_id=self.last_gateway_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    reason: Reason
+    detail: str
+
+
+class _Call(Enum):
+    """What a v1 frame is to its device's state (``Batch._judge``), before the database has
+    its say (events are deduplicated by their unique key, late copies by the stored events)."""
+
+    HEARTBEAT = "heartbeat"
+    NEW_EVENT = "new_event"
+    DUPLICATE = "duplicate"
+    BELOW_WINDOW = "below_window"
+
 
 class Batch:
-    """The work of one ingest transaction; lives only inside ``Pipeline.process``."""
+    """The work of one ingest transaction; lives only inside ``Pipeline.process``.
+
+    ``devices`` is the process's cache: read before the transaction's writes, taught what it
+    committed by ``committed()`` once the caller has committed.
+    """
 
     def __init__(
         self,
         session: AsyncSession,
         raws: Sequence[RawUplink],
         decoded: Sequence[tuple[Uplink, WireFormat] | DecodeError | SourceEvent],
+        *,
+        devices: DeviceCache,
     ) -> None:
         self.session = session
         self.raws = raws
@@ -100,6 +162,11 @@ class Batch:
         self.quarantine: list[dict[str, Any]] = []
         self.feed: list[FeedMessage] = []
         self.alerts = AlertIntake(session, cancel_drills=cancel_device_drills)
+        self._cache = devices
+        self._learned: dict[str, DeviceFacts] = {}  # what the cache learns on commit
+        self._new_events: list[int] = []
+        self._duplicates: list[int] = []
+        self._below_window: list[int] = []
 
     def reject(self, index: int, reason: Reason, detail: str, eui: str | None = None) -> None:
         raw = self.raws[index]
@@ -108,52 +175,18 @@ class Batch:
         self.quarantine.append(quarantine_row(raw, reason, detail, eui))
         self.outcomes[index] = Outcome(Disposition.QUARANTINED, fmt, reason=reason, detail=detail)
 
-    async def run(self) -> BatchResult:
-        devices = await self._load_devices()
-        new_events: list[int] = []
-        duplicates: list[int] = []
-        below_window: list[int] = []
-        sources: list[int] = []
-        for index, decoded in enumerate(self.decoded):
-            if isinstance(decoded, SourceEvent):
-                sources.append(index)
-                continue
-            if isinstance(decoded, DecodeError):
-                self.reject(index, decoded.reason, decoded.detail)
-                continue
-            uplink, _fmt = decoded
-            raw = self.raws[index]
-            if raw.topic_eui is not None and raw.topic_eui != uplink.eui:
-                self.reject(
-                    index,
-                    Reason.EUI_MISMATCH,
-                    f"topic names {raw.topic_eui}, frame carries {uplink.eui}",
-                    uplink.eui,
-                )
-                continue
-            device = devices.get(uplink.eui)
-            if device is None:
-                self.reject(index, Reason.UNKNOWN_DEVICE, f"no device {uplink.eui}", uplink.eui)
-                continue
-            if device.status == DeviceStatus.DISABLED:
-                self.reject(index, Reason.DISABLED_DEVICE, f"{uplink.eui} is disabled", uplink.eui)
-                continue
-            if not uplink.verify(device.key):
-                self.reject(index, Reason.BAD_MIC, "MIC does not match the device key", uplink.eui)
-                continue
-            verdict = device.window.check(uplink.counter)
-            if verdict is Verdict.NEW:
-                device.window = device.window.accept(uplink.counter)
-                if uplink.event is EventCode.HEARTBEAT:
-                    self._accept(index, device, Disposition.HEARTBEAT)
-                else:
-                    new_events.append(index)
-            elif verdict is Verdict.DUPLICATE:
-                duplicates.append(index)
-            else:
-                below_window.append(index)
+    def committed(self) -> None:
+        """Teach the cache what this batch read and wrote; call only once it is committed."""
+        self._cache.put(self._learned.values())
 
-        duplicates += await self._split_below_window(below_window, devices)
+    async def run(self) -> BatchResult:
+        # SQLite: the write lock first, so that what the slow path reads is what it overwrites.
+        await db.write_lock(self.session)
+        sources = [i for i, d in enumerate(self.decoded) if isinstance(d, SourceEvent)]
+        devices = await self._judge_frames(sources)
+        new_events = sorted(self._new_events)
+        duplicates = sorted(self._duplicates)
+        duplicates += await self._split_below_window(sorted(self._below_window), devices)
         inserted = await self._insert_events(new_events, devices)
         duplicates += [index for index in new_events if index not in inserted]
         event_ids = dict(inserted)
@@ -188,50 +221,138 @@ class Batch:
 
     # -- devices --------------------------------------------------------------------------------
 
-    async def _load_devices(self) -> dict[str, _DeviceState]:
-        euis = {d[0].eui for d in self.decoded if isinstance(d, tuple)}
-        ids = {d.device_id for d in self.decoded if isinstance(d, SourceEvent)}
-        if not euis and not ids:
-            return {}
-        # Row locks serialize two processes working on one device (window, alert merge).
-        rows = await self.session.execute(
-            select(
-                Device.id,
-                Device.eui,
-                Device.key,
-                Device.status,
-                Device.mahalla_id,
-                Mahalla.risk,
-                Device.lat,
-                Device.lon,
-                Device.window_highest,
-                Device.window_seen,
-                Device.dc09_key,
-                Device.dc09_account,
-            )
-            .outerjoin(Mahalla, Mahalla.id == Device.mahalla_id)
-            .where(or_(Device.eui.in_(euis), Device.id.in_(ids)))
-            .order_by(Device.id)
-            .with_for_update(of=Device)
-        )
-        return {
-            row.eui: _DeviceState(
-                id=row.id,
-                eui=row.eui,
-                key=row.key,
-                status=row.status,
-                mahalla_id=row.mahalla_id,
-                risk=row.risk,
-                lat=row.lat,
-                lon=row.lon,
-                window=ReplayWindow.from_db(row.window_highest, row.window_seen),
-                dc09_key=row.dc09_key,
-                dc09_account=row.dc09_account,
-            )
-            for row in rows
-        }
+    async def _judge_frames(self, sources: Sequence[int]) -> dict[str, _DeviceState]:
+        """Judge every v1 frame and lock every device of the batch; the devices by eui.
 
-    def _accept(self, index: int, device: _DeviceState, disposition: Disposition) -> None:
+        Fast path: a device the cache knows (or this batch read unlocked), active, whose frames
+        all pass on the cached facts, is written at once by ``compare_and_set``, which first
+        row-locks every device of the batch. Slow path — a device whose write found it changed,
+        or that a frame fails on (unknown, disabled, bad MIC: refused only on fresh facts, so a
+        re-keyed or re-enabled device is never refused on stale ones), that reports below its
+        window, is offline, or has a source event — is read row-locked and judged again.
+        """
+        frames: dict[str, list[int]] = {}
+        for index, decoded in enumerate(self.decoded):
+            if isinstance(decoded, SourceEvent):
+                continue
+            if isinstance(decoded, DecodeError):
+                self.reject(index, decoded.reason, decoded.detail)
+                continue
+            uplink, _fmt = decoded
+            topic_eui = self.raws[index].topic_eui
+            if topic_eui is not None and topic_eui != uplink.eui:
+                self.reject(
+                    index,
+                    Reason.EUI_MISMATCH,
+                    f"topic names {topic_eui}, frame carries {uplink.eui}",
+                    uplink.eui,
+                )
+                continue
+            frames.setdefault(uplink.eui, []).append(index)
+        source_ids = {cast(SourceEvent, self.decoded[i]).device_id for i in sources}
+        known = await self._known(frames)
+        slow: set[str] = set()
+        fast: dict[str, tuple[_DeviceState, DeviceFacts, list[_Call]]] = {}
+        for eui, indexes in frames.items():
+            facts = known.get(eui)
+            if facts is None:
+                continue  # read just now and absent: unknown
+            if facts.status != DeviceStatus.ACTIVE or facts.id in source_ids:
+                slow.add(eui)
+                continue
+            device = _DeviceState.of(facts)
+            calls = [self._judge(index, device) for index in indexes]
+            accepted = [call for call in calls if isinstance(call, _Call)]
+            if len(accepted) == len(calls) and _Call.BELOW_WINDOW not in accepted:
+                fast[eui] = (device, facts, accepted)
+            else:
+                slow.add(eui)
+        # One lock pass, in id order, over every device of the batch: the compare-and-set
+        # locks the slow path's devices with its own, so the locked read of those and of the
+        # devices it found changed never waits (without fast devices, that read is the pass).
+        written = await compare_and_set(
+            self.session,
+            [device.write(facts) for device, facts, _calls in fast.values()],
+            also_lock={known[eui].id for eui in slow} | source_ids,
+        )
+        changed = {eui for eui, (device, _f, _c) in fast.items() if device.id not in written}
+        devices = await self._lock_and_judge(frames, slow | changed, source_ids)
+        for eui, (device, facts, judged) in fast.items():
+            if eui in changed:
+                continue
+            devices[eui] = device
+            device.touched = False  # written: ``_save_devices`` leaves it alone
+            self._learned[eui] = facts.with_window(device.window.highest, device.window.seen_signed)
+            for index, call in zip(frames[eui], judged, strict=True):
+                self._record(index, device, call)
+        for eui in frames.keys() - fast.keys() - slow:  # read just now and absent: unknown
+            for index in frames[eui]:
+                self._record(index, None, self._judge(index, None))
+        return devices
+
+    async def _lock_and_judge(
+        self, frames: Mapping[str, list[int]], euis: Collection[str], ids: Collection[int]
+    ) -> dict[str, _DeviceState]:
+        """Read these devices row-locked and judge their frames on what they are now."""
+        devices: dict[str, _DeviceState] = {}
+        for facts in await read_devices(self.session, euis, ids, lock=True):
+            devices[facts.eui] = _DeviceState.of(facts)
+            self._learned[facts.eui] = facts
+        for eui in euis:
+            fresh = devices.get(eui)
+            for index in frames[eui]:
+                self._record(index, fresh, self._judge(index, fresh))
+        return devices
+
+    async def _known(self, frames: Mapping[str, list[int]]) -> dict[str, DeviceFacts]:
+        """The cached facts of these devices; those not cached are read (unlocked) now."""
+        known: dict[str, DeviceFacts] = {}
+        missing: list[str] = []
+        for eui in frames:
+            facts = self._cache.get(eui)
+            if facts is None:
+                missing.append(eui)
+            else:
+                known[eui] = facts
+        for facts in await read_devices(self.session, missing, (), lock=False):
+            known[facts.eui] = facts
+            self._learned[facts.eui] = facts
+        return known
+
+    def _judge(self, index: int, device: _DeviceState | None) -> _Call | _Refusal:
+        """The frame at ``index`` against ``device``: moves its window and marks it heard when
+        the frame is accepted (a new counter or a copy within the window)."""
+        uplink, _fmt = self._uplink(index)
+        if device is None:
+            return _Refusal(Reason.UNKNOWN_DEVICE, f"no device {uplink.eui}")
+        if device.status == DeviceStatus.DISABLED:
+            return _Refusal(Reason.DISABLED_DEVICE, f"{uplink.eui} is disabled")
+        if not uplink.verify(device.key):
+            return _Refusal(Reason.BAD_MIC, "MIC does not match the device key")
+        verdict = device.window.check(uplink.counter)
+        if verdict is Verdict.REPLAY:
+            return _Call.BELOW_WINDOW
+        self._heard(index, device)
+        if verdict is Verdict.DUPLICATE:
+            return _Call.DUPLICATE
+        device.window = device.window.accept(uplink.counter)
+        return _Call.HEARTBEAT if uplink.event is EventCode.HEARTBEAT else _Call.NEW_EVENT
+
+    def _record(self, index: int, device: _DeviceState | None, call: _Call | _Refusal) -> None:
+        if isinstance(call, _Refusal):
+            self.reject(index, call.reason, call.detail, self._uplink(index)[0].eui)
+        elif call is _Call.HEARTBEAT:
+            assert device is not None
+            self._accept(index, device, Disposition.HEARTBEAT)
+        elif call is _Call.NEW_EVENT:
+            self._new_events.append(index)
+        elif call is _Call.DUPLICATE:
+            self._duplicates.append(index)
+        else:
+            self._below_window.append(index)
+
+    def _heard(self, index: int, device: _DeviceState) -> None:
+        """What an accepted frame tells about its device: last heard, battery, how to answer."""
         uplink, fmt = self._uplink(index)
         raw = self.raws[index]
         device.touched = True
@@ -246,6 +367,9 @@ class Batch:
         ):
             device.last_gateway_id = raw.gateway_id
             device.best_rssi = raw.rssi
+
+    def _accept(self, index: int, device: _DeviceState, disposition: Disposition) -> None:
+        uplink, fmt = self._uplink(index)
         self.outcomes[index] = Outcome(disposition, fmt, uplink, device_key=device.key)
 
     def _uplink(self, index: int) -> tuple[Uplink, WireFormat]:
@@ -254,12 +378,14 @@ class Batch:
         return decoded
 
     async def _save_devices(self, devices: dict[str, _DeviceState]) -> None:
+        """Write the devices of the slow path (row-locked since they were read)."""
         rows = []
         for device in devices.values():
             if not device.touched:
                 continue
             if device.status == DeviceStatus.OFFLINE:
                 device.status = DeviceStatus.ACTIVE
+                self._learned.pop(device.eui, None)  # its revision moves: read it again
                 await self.alerts.clear_trouble(device.ref, "offline", utcnow())
                 self.feed.append(
                     FeedMessage(
@@ -267,6 +393,11 @@ class Batch:
                         {"eui": device.eui, "status": device.status, "battery": device.battery},
                         mahalla_id=device.mahalla_id,
                     )
+                )
+            learned = self._learned.get(device.eui)
+            if learned is not None:
+                self._learned[device.eui] = learned.with_window(
+                    device.window.highest, device.window.seen_signed
                 )
             rows.append(
                 {
@@ -281,30 +412,7 @@ class Batch:
                     "status": device.status,
                 }
             )
-        if not rows:
-            return
-        table = DEVICES
-        await self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("device_id"))
-            .values(
-                window_highest=bindparam("window_highest"),
-                window_seen=bindparam("window_seen"),
-                last_seen_at=bindparam("last_seen_at", type_=table.c.last_seen_at.type),
-                battery=func.coalesce(bindparam("battery", type_=Integer), table.c.battery),
-                # Sources other than v1 frames leave the last frame format as it was.
-                last_format=func.coalesce(
-                    bindparam("last_format", type_=String), table.c.last_format
-                ),
-                last_transport=bindparam("last_transport"),
-                last_gateway_id=func.coalesce(
-                    bindparam("last_gateway_id", type_=String), table.c.last_gateway_id
-                ),
-                status=bindparam("status"),
-            )
-            .execution_options(synchronize_session=False),
-            rows,
-        )
+        await save_devices(self.session, rows)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -329,6 +437,7 @@ class Batch:
             uplink, _fmt = self._uplink(index)
             device = devices[uplink.eui]
             if (device.id, counter_key(uplink.counter)) in stored:
+                self._heard(index, device)
                 late.append(index)
                 continue
             self.reject(

@@ -1,7 +1,8 @@
 """ChirpStack v4 ingest (DESIGN §9.2): LoRaWAN buttons whose network server is ChirpStack.
 
 A transport in front of the one pipeline, like the MQTT ingest. It subscribes (QoS 1, a fixed
-client id, a persistent session, manual acks: ``mqtt_client``) to
+client id, a kept session — short for a shared-subscription member —, manual acks:
+``mqtt_client``) to
 ``application/+/device/+/event/up`` on ``ALERTNET_CHIRPSTACK_MQTT_URL`` and hands each event's
 v1 frame to the pipeline once per ``rxInfo`` entry (gateway ``cs:<gatewayId>``, its RSSI and
 SNR): the first copy is the event, the others add to its reception record, and a redelivered
@@ -9,8 +10,9 @@ event is a duplicate of the frame counter, never a second alert. An event that c
 (not JSON, fields missing or of the wrong type, bad base64, a bad frame, a frame whose EUI is
 not ``deviceInfo.devEui``) is quarantined once, the whole event kept as evidence.
 
-Each event is PUBACKed, in arrival order, once all its copies are committed. Then the device
-gets its "received" ack (state 1) through ChirpStack: a downlink command on
+Each event is PUBACKed, in arrival order, once all its copies are committed. As soon as they
+are (not in PUBACK order, so an alarm does not wait for heartbeats that arrived before it),
+the device gets its "received" ack (state 1) through ChirpStack: a downlink command on
 ``application/<applicationId>/device/<devEui>/command/down`` with the uplink's fPort, for every
 accepted uplink but heartbeats (duplicates too: their ack may have been lost). Nothing else is
 ever sent: a Class A device listens only right after it transmits, so later states would only
@@ -20,6 +22,7 @@ queue up in ChirpStack (``DownlinkRouter`` leaves these devices alone).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -54,7 +57,6 @@ class _Received:
 
     message: aiomqtt.Message
     done: asyncio.Future[list[Outcome]]
-    uplink: ChirpStackUplink | None  # None for a quarantined event
 
 
 def received_ack(uplink: ChirpStackUplink, outcomes: list[Outcome]) -> DownCommand | None:
@@ -87,12 +89,15 @@ class ChirpStackIngest:
         url: str,
         client_id: str,
         share_group: str = "",
+        session_expiry_s: int = mqtt_client.SHARED_SESSION_EXPIRY_S,
     ) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
         self._address = mqtt_client.BrokerAddress.parse(url)
         self._client_id = client_id
         prefix = f"$share/{share_group}/" if share_group else ""
+        # A shared-subscription member's session must end soon after it dies (mqtt_client).
+        self._shared_session_expiry_s = session_expiry_s if share_group else None
         self._subscription = prefix + UP_EVENT_SUBSCRIPTION
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._reconnector = Reconnector(
@@ -120,7 +125,11 @@ class ChirpStackIngest:
         log.error("ChirpStack ingest failed; reconnecting", exc_info=error)
 
     async def _session(self) -> None:
-        client = mqtt_client.manual_ack_client(self._address, self._client_id)
+        client = mqtt_client.manual_ack_client(
+            self._address,
+            self._client_id,
+            shared_session_expiry_s=self._shared_session_expiry_s,
+        )
         async with client:
             await client.subscribe(self._subscription, qos=1)
             self._reconnector.mark_connected()
@@ -146,7 +155,7 @@ class ChirpStackIngest:
             uplink = decode_up_event(topic, payload)
         except DecodeError as exc:
             raw = RawUplink(payload, Transport.LORAWAN, received_at, source=topic)
-            return _Received(message, _all(self._pipeline.submit(raw, exc)), None)
+            return _Received(message, _all(self._pipeline.submit(raw, exc)))
         copies = [
             RawUplink(
                 uplink.data,
@@ -160,26 +169,31 @@ class ChirpStackIngest:
             )
             for rx in uplink.rx_info
         ] or [RawUplink(uplink.data, Transport.LORAWAN, received_at, uplink.dev_eui, source=topic)]
-        return _Received(message, _all(*(self._pipeline.submit(raw) for raw in copies)), uplink)
+        done = _all(*(self._pipeline.submit(raw) for raw in copies))
+        done.add_done_callback(functools.partial(self._answer, uplink))
+        return _Received(message, done)
+
+    def _answer(self, uplink: ChirpStackUplink, done: asyncio.Future[list[Outcome]]) -> None:
+        """Queue the device's "received" once all copies of its event are committed."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        command = received_ack(uplink, done.result())
+        if command is None:
+            self.downlinks["none"] += 1
+            return
+        topic = down_command_topic(uplink.application_id, command.dev_eui)
+        self._outbox.put_nowait((topic, encode_down_command(command)))
+        self.downlinks["queued"] += 1
 
     async def _ack_in_order(
         self, client: aiomqtt.Client, in_order: asyncio.Queue[_Received]
     ) -> None:
-        """PUBACK each event after its commit, in the order the broker sent them; then ack."""
+        """PUBACK each event after its commit, in the order the broker sent them."""
         while True:
             received = await in_order.get()
-            outcomes = await asyncio.shield(received.done)
+            await asyncio.shield(received.done)
             if not mqtt_client.ack(client, received.message):
                 raise aiomqtt.MqttError("PUBACK could not be sent")
-            if received.uplink is None:
-                continue
-            command = received_ack(received.uplink, outcomes)
-            if command is None:
-                self.downlinks["none"] += 1
-                continue
-            topic = down_command_topic(received.uplink.application_id, command.dev_eui)
-            self._outbox.put_nowait((topic, encode_down_command(command)))
-            self.downlinks["queued"] += 1
 
     async def _send_downlinks(self, client: aiomqtt.Client) -> None:
         while True:

@@ -1,9 +1,9 @@
 """Frigate NVR ingest (DESIGN §9.3): cameras whose video analytics see someone.
 
-A transport in front of the one pipeline. It subscribes (QoS 1, a fixed client id, a
-persistent session, manual acks: ``mqtt_client``) to ``<prefix>/events`` on
-``ALERTNET_FRIGATE_MQTT_URL``. Messages are handled one at a time, in arrival order, and each
-is PUBACKed only after what it caused is committed:
+A transport in front of the one pipeline. It subscribes (QoS 1, a fixed client id, a kept
+session — short for a shared-subscription member —, manual acks: ``mqtt_client``) to
+``<prefix>/events`` on ``ALERTNET_FRIGATE_MQTT_URL``. Messages are handled one at a time, in
+arrival order, and each is PUBACKed only after what it caused is committed:
 
 - a message that cannot be used (not JSON, keys missing, wrong types) or names a camera no
   device has is quarantined with the reason, the message kept as evidence;
@@ -94,6 +94,7 @@ class FrigateIngest:
         timezone: str = "Asia/Tashkent",
         verify_timeout_s: float = 60.0,
         share_group: str = "",
+        session_expiry_s: int = mqtt_client.SHARED_SESSION_EXPIRY_S,
     ) -> None:
         self._pipeline = pipeline
         self._sessions = session_factory
@@ -101,6 +102,8 @@ class FrigateIngest:
         self._address = mqtt_client.BrokerAddress.parse(url)
         self._client_id = client_id
         prefix = f"$share/{share_group}/" if share_group else ""
+        # A shared-subscription member's session must end soon after it dies (mqtt_client).
+        self._shared_session_expiry_s = session_expiry_s if share_group else None
         self._subscription = prefix + events_topic(topic_prefix)
         self._frigate_url = frigate_url.strip().rstrip("/")
         self._zone = ZoneInfo(timezone)
@@ -128,7 +131,11 @@ class FrigateIngest:
         log.error("Frigate ingest failed; reconnecting", exc_info=error)
 
     async def _session(self) -> None:
-        client = mqtt_client.manual_ack_client(self._address, self._client_id)
+        client = mqtt_client.manual_ack_client(
+            self._address,
+            self._client_id,
+            shared_session_expiry_s=self._shared_session_expiry_s,
+        )
         async with client:
             await client.subscribe(self._subscription, qos=1)
             self._reconnector.mark_connected()
@@ -243,7 +250,7 @@ class FrigateIngest:
                 await session.execute(
                     select(Event)
                     .where(Event.device_id == device_id, Event.dedup_key == dedup_key(obj.id))
-                    .with_for_update()
+                    .with_for_update(key_share=True)
                 )
             ).scalar_one_or_none()
             if event is None:

@@ -2,10 +2,13 @@
 
 One long-lived task per process. Each connection runs three things: the receive loop, which
 hands every message to the pipeline; the acker, which sends PUBACKs strictly in arrival order
-as their batches commit; and the downlink sender. On any broker error the connection is torn
-down and re-made on the shared reconnect schedule (``alertnet.reconnect``: attempts at
-most 1 s apart in the first minute of an outage); the persistent session makes the broker
-redeliver whatever was not acknowledged, and the database turns those copies into duplicates.
+as their batches commit; and the downlink sender. A device's ack is routed the moment its
+uplink commits, not in PUBACK order: an alarm committed by the pipeline's urgent lane gets its
+"received" while heartbeats that arrived before it are still in their transaction. On any
+broker error the connection is torn down and re-made on the shared reconnect schedule
+(``alertnet.reconnect``: attempts at most 1 s apart in the first minute of an outage); the
+session kept by the broker (``mqtt_client``) makes it redeliver whatever was not
+acknowledged, and the database turns those copies into duplicates.
 
 Gateways: ``gw/+/rx`` copies carry the gateway's id, RSSI and SNR into the pipeline;
 ``gw/+/state`` (``online``/``offline``, retained and the gateway's last will) goes to the
@@ -16,6 +19,7 @@ gateway registry and is acked once that is committed. Every committed uplink is 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -49,11 +53,10 @@ _DOWNLINK_BURST = 200
 
 @dataclass(frozen=True, slots=True)
 class _Received:
-    """A message waiting for its commit before its PUBACK; ``raw`` for uplinks only."""
+    """A message waiting for its commit before its PUBACK."""
 
     message: aiomqtt.Message
     done: asyncio.Future[Outcome] | asyncio.Future[None]
-    raw: RawUplink | None = None
 
 
 class MqttIngest:
@@ -73,6 +76,7 @@ class MqttIngest:
         url: str,
         client_id: str,
         share_group: str = "",
+        session_expiry_s: int = mqtt_client.SHARED_SESSION_EXPIRY_S,
         router: DownlinkRouter | None = None,
         registry: GatewayRegistry | None = None,
     ) -> None:
@@ -81,6 +85,8 @@ class MqttIngest:
         self._address = mqtt_client.BrokerAddress.parse(url)
         self._client_id = client_id
         prefix = f"$share/{share_group}/" if share_group else ""
+        # A shared-subscription member's session must end soon after it dies (mqtt_client).
+        self._shared_session_expiry_s = session_expiry_s if share_group else None
         self._subscriptions = [
             prefix + UP_SUBSCRIPTION,
             prefix + GW_RX_SUBSCRIPTION,
@@ -132,7 +138,11 @@ class MqttIngest:
         log.error("MQTT ingest failed; reconnecting", exc_info=error)
 
     async def _session(self) -> None:
-        client = mqtt_client.manual_ack_client(self._address, self._client_id)
+        client = mqtt_client.manual_ack_client(
+            self._address,
+            self._client_id,
+            shared_session_expiry_s=self._shared_session_expiry_s,
+        )
         async with client:
             await client.subscribe([(topic, 1) for topic in self._subscriptions])
             self._reconnector.mark_connected()
@@ -158,7 +168,7 @@ class MqttIngest:
             parsed = parse_topic(topic)
             if parsed.kind == "up":
                 raw = RawUplink(payload, Transport.MQTT, topic_eui=parsed.ident, source=topic)
-                return _Received(message, self._pipeline.submit(raw), raw)
+                return self._submit_uplink(message, raw)
             if parsed.kind == "gw_rx":
                 return self._submit_gateway_rx(message, parsed, payload, topic)
             if parsed.kind == "gw_state":
@@ -166,7 +176,25 @@ class MqttIngest:
             raise DecodeError(Reason.BAD_TOPIC, f"alertnet does not ingest {topic}")
         except DecodeError as exc:
             raw = RawUplink(payload, Transport.MQTT, source=topic)
-            return _Received(message, self._pipeline.submit(raw, exc), raw)
+            return self._submit_uplink(message, raw, exc)
+
+    def _submit_uplink(
+        self, message: aiomqtt.Message, raw: RawUplink, rejected: DecodeError | None = None
+    ) -> _Received:
+        """Into the pipeline; the device's ack is routed as soon as the uplink commits."""
+        done = self._pipeline.submit(raw, rejected)
+        done.add_done_callback(functools.partial(self._route_downlink, raw))
+        return _Received(message, done)
+
+    def _route_downlink(self, raw: RawUplink, done: asyncio.Future[Outcome]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        try:
+            self._router.uplink_committed(done.result(), raw)
+        except Exception:
+            # A routing bug loses one ack (the device retries), never the ingest.
+            self._metrics.loop_errors.labels("downlink_router").inc()
+            log.exception("downlink routing failed")
 
     def _submit_gateway_rx(
         self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
@@ -181,7 +209,7 @@ class MqttIngest:
             raw = RawUplink(
                 payload, Transport.MQTT, received_at, gateway_id=gateway_id, source=topic
             )
-            return _Received(message, self._pipeline.submit(raw, exc), raw)
+            return self._submit_uplink(message, raw, exc)
         raw = RawUplink(
             rx.data,
             Transport.MQTT,
@@ -191,7 +219,7 @@ class MqttIngest:
             snr=rx.snr,
             source=topic,
         )
-        return _Received(message, self._pipeline.submit(raw), raw)
+        return self._submit_uplink(message, raw)
 
     def _gateway_state(
         self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
@@ -216,16 +244,9 @@ class MqttIngest:
         """PUBACK each message after its commit, in the order the broker sent them."""
         while True:
             received = await in_order.get()
-            result = await asyncio.shield(received.done)
+            await asyncio.shield(received.done)
             if not mqtt_client.ack(client, received.message):
                 raise aiomqtt.MqttError("PUBACK could not be sent")
-            if isinstance(result, Outcome) and received.raw is not None:
-                try:
-                    self._router.uplink_committed(result, received.raw)
-                except Exception:
-                    # A routing bug loses one ack (the device retries), never the ingest.
-                    self._metrics.loop_errors.labels("downlink_router").inc()
-                    log.exception("downlink routing failed")
 
     async def _send_downlinks(self, client: aiomqtt.Client) -> None:
         while True:

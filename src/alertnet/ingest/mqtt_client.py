@@ -9,9 +9,30 @@ without a user (the embedded trial broker) keeps the anonymous login and fixed c
 
 Manual acks: aiomqtt 2.5 acknowledges a QoS 1 message as soon as it arrives; alertnet must
 acknowledge only after the message is committed (DESIGN §6.1). paho, underneath, supports
-manual acks: this module is the one place that reaches into aiomqtt's private paho client to
-turn them on and expose ``ack()``. aiomqtt is pinned ``>=2.5,<3`` for that reason and
-``tests/ingest/test_mqtt_client.py`` checks the behaviour against a real Mosquitto.
+manual acks (on MQTT 3.1.1 and 5 alike): this module is the one place that reaches into
+aiomqtt's private paho client to turn them on and expose ``ack()``. aiomqtt is pinned
+``>=2.5,<3`` for that reason and ``tests/ingest/test_mqtt_client.py`` checks the behaviour
+against a real Mosquitto.
+
+Sessions (DESIGN §6.1): a process subscribing alone keeps an MQTT 3.1.1 session that never
+expires (``clean_session=False``), so after a restart the broker redelivers what it had not
+acknowledged. A member of a shared subscription connects with MQTT 5, ``clean_start=False``
+and a short session expiry (``ALERTNET_MQTT_SESSION_EXPIRY_S``, default 0): Mosquitto keeps
+routing ``$share`` messages round-robin to a member whose session still exists, connected or
+not, and drops them with the session when it expires (it never hands a dead member's messages
+to another). Measured on Mosquitto 2.0.11, two members, one SIGKILLed, a message every 20 ms:
+with expiry 0 no message published after the kill was lost; with 1 s, messages were lost for
+1.3-1.8 s after it; with 2 s, for 2.1-2.5 s. A device's retries (1, 2, 4, 8 s) reach a survivor
+at the first retry only with expiry 0. What was in flight to the dead member is lost either
+way; the device retries it.
+
+In-flight window: PUBACKs wait for commits, so every message between the broker and its
+commit counts against the broker's window of unacknowledged messages per client; past it the
+broker holds the rest in its FIFO queue, where an alarm waits behind every heartbeat before
+it. The window is therefore the MQTT maximum, 65,535 (``RECEIVE_MAXIMUM``, sent as MQTT 5
+Receive Maximum; ``alertnet broker config`` writes the same ``max_inflight_messages`` for
+3.1.1 clients): whatever backlog alertnet has sits in its own lanes, where alarms overtake it.
+At ~1.1 KB per message held, a full window costs a process about 72 MB.
 """
 
 from __future__ import annotations
@@ -25,6 +46,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiomqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from alertnet.config import Settings
 from alertnet.errors import InvalidInput
@@ -35,6 +58,12 @@ _GATEWAY_PASSWORD_HEX_CHARS: Final = 32
 
 # aiomqtt logs a warning per publish past this many in flight; downlinks go out in bursts.
 _PENDING_CALLS_WARNING = 100_000
+
+#: Unacknowledged messages the broker may have in flight to one ingest connection: the
+#: protocol's maximum (packet identifiers are 16 bits). See the module docstring.
+RECEIVE_MAXIMUM: Final = 65_535
+#: The session expiry of a shared-subscription member (``ALERTNET_MQTT_SESSION_EXPIRY_S``).
+SHARED_SESSION_EXPIRY_S: Final = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +173,47 @@ def _with_login(url: str, username: str, password: str | None) -> str:
 
 
 def manual_ack_client(
-    address: BrokerAddress, client_id: str, *, will: aiomqtt.Will | None = None
+    address: BrokerAddress,
+    client_id: str,
+    *,
+    shared_session_expiry_s: int | None = None,
+    will: aiomqtt.Will | None = None,
 ) -> aiomqtt.Client:
-    """A client with a fixed id and a persistent session whose messages are acked by ``ack()``.
+    """A client with a fixed id and a kept session whose messages are acked by ``ack()``.
 
-    The broker keeps the session (subscriptions and unacknowledged messages) across
-    disconnects and redelivers what was never acknowledged. Never pass
+    ``shared_session_expiry_s`` None: MQTT 3.1.1, a session that never expires (a process
+    subscribing alone). A number: MQTT 5, ``clean_start=False``, a session that ends that many
+    seconds after the connection does (a member of a shared subscription). Never pass
     ``max_queued_incoming_messages``: a bounded queue drops messages silently when full.
     """
-    client = aiomqtt.Client(
-        address.host,
-        address.port,
-        username=address.username,
-        password=address.password,
-        identifier=client_id,
-        clean_session=False,
-        protocol=aiomqtt.ProtocolVersion.V311,
-        keepalive=30,
-        will=will,
-    )
+    if shared_session_expiry_s is None:
+        client = aiomqtt.Client(
+            address.host,
+            address.port,
+            username=address.username,
+            password=address.password,
+            identifier=client_id,
+            clean_session=False,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            keepalive=30,
+            will=will,
+        )
+    else:
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
+        connect.SessionExpiryInterval = shared_session_expiry_s
+        connect.ReceiveMaximum = RECEIVE_MAXIMUM
+        client = aiomqtt.Client(
+            address.host,
+            address.port,
+            username=address.username,
+            password=address.password,
+            identifier=client_id,
+            clean_start=False,
+            properties=connect,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            keepalive=30,
+            will=will,
+        )
     client._client.manual_ack_set(True)
     client.pending_calls_threshold = _PENDING_CALLS_WARNING
     return client

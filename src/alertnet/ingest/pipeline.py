@@ -3,8 +3,15 @@
 decode (at submit) → micro-batch → one transaction per batch (``ingest.batch``: device lookup,
 topic/MIC check, anti-replay window, events, and the alert side in ``alerts.intake``) → commit
 → outcomes. A transport acknowledges an uplink only once its outcome is known, i.e. after the
-commit. Alarms go to the front of the line and flush a batch at once, so a heartbeat storm
-never delays a press (DESIGN §6.6).
+commit.
+
+Alarms never wait behind heartbeats (DESIGN §6.6): two lanes, each its own worker, queue and
+database session. The urgent lane (alarms, cancels) commits a batch the moment one is queued,
+concurrently with the routine lane's transaction; PostgreSQL's device row locks serialize the
+two only where they touch the same device. SQLite has a single writer, so there the lanes
+take turns, one transaction each: an alarm waits at most for the routine transaction already
+running, never for the backlog queued behind it (and the two never meet as competing writers,
+which would end in "database is locked").
 
 Sources that do not send v1 frames (an alarm panel over SIA DC-09, a drill) decode their own
 input into a ``SourceEvent`` (``ingest.sources``) and hand it to ``submit_event``: the same
@@ -23,8 +30,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
@@ -34,6 +42,7 @@ from alertnet import db
 from alertnet.alerts.intake import POLICE_CATEGORY
 from alertnet.db import unit_of_work
 from alertnet.ingest.batch import Batch
+from alertnet.ingest.device_cache import DEFAULT_SIZE, DeviceCache
 from alertnet.ingest.outcomes import (
     BatchResult,
     Disposition,
@@ -63,6 +72,11 @@ URGENT_EVENTS = frozenset(POLICE_CATEGORY) | {EventCode.CANCEL}
 
 OnCommit = Callable[[BatchResult], Awaitable[None]]
 
+#: Tries of a failing batch before it is split (an error that may be one uplink's doing) ...
+FAILED_ATTEMPTS = 3
+#: ... or, when it lost a race with another transaction, before it is split all the same.
+LOST_RACE_ATTEMPTS = 10
+
 
 Decoded = tuple[Uplink, WireFormat] | DecodeError | SourceEvent
 
@@ -81,11 +95,25 @@ class _Item:
         return not isinstance(self.decoded, DecodeError) and self.decoded[0].event in URGENT_EVENTS
 
 
+@dataclass(slots=True)
+class _Lane:
+    """One worker's queue and the batch it is committing."""
+
+    queue: deque[_Item] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: list[_Item] = field(default_factory=list)
+
+
 def _decode(payload: bytes) -> tuple[Uplink, WireFormat] | DecodeError:
     try:
         return decode_uplink_any(payload)
     except DecodeError as exc:
         return exc
+
+
+def _is_sqlite(bind: object) -> bool:
+    dialect = getattr(bind, "dialect", None)
+    return getattr(dialect, "name", "") == "sqlite"
 
 
 def _retry_delay_s(attempt: int) -> float:
@@ -105,16 +133,21 @@ class Pipeline:
         max_batch: int = 200,
         max_wait_s: float = 0.005,
         on_commit: OnCommit | None = None,
+        device_cache_size: int = DEFAULT_SIZE,
     ) -> None:
         self._session_factory = session_factory
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._on_commit = on_commit
-        self._urgent: deque[_Item] = deque()
-        self._routine: deque[_Item] = deque()
-        self._in_flight: list[_Item] = []
-        self._arrived = asyncio.Event()
+        # Devices as this process last saw them committed (both lanes share it).
+        self._devices = DeviceCache(device_cache_size)
+        self._urgent = _Lane()
+        self._routine = _Lane()
+        bind = session_factory.kw.get("bind")
+        # SQLite: one writer. The lanes take turns (asyncio.Lock is fair: a waiting alarm
+        # goes before the routine lane's next batch).
+        self._single_writer = asyncio.Lock() if _is_sqlite(bind) else None
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -136,61 +169,97 @@ class Pipeline:
 
     def _enqueue(self, raw: RawUplink, decoded: Decoded) -> asyncio.Future[Outcome]:
         item = _Item(raw, decoded, asyncio.get_running_loop().create_future(), time.monotonic())
-        (self._urgent if item.urgent else self._routine).append(item)
-        self._arrived.set()
+        lane = self._lane_of(item)
+        lane.queue.append(item)
+        lane.arrived.set()
         return item.future
+
+    def _lane_of(self, item: _Item) -> _Lane:
+        return self._urgent if item.urgent else self._routine
 
     # -- the loop -----------------------------------------------------------------------------
 
     def oldest_wait_s(self) -> float:
         """How long the oldest uplink not yet answered has waited (0 when none waits)."""
-        waiting = [item.submitted_at for item in self._in_flight]
-        waiting += [queue[0].submitted_at for queue in (self._urgent, self._routine) if queue]
+        waiting = [
+            item.submitted_at
+            for lane in (self._urgent, self._routine)
+            for item in lane.in_flight + ([lane.queue[0]] if lane.queue else [])
+        ]
         return time.monotonic() - min(waiting) if waiting else 0.0
 
     async def run(self) -> None:
+        """Both lanes, until cancelled or one fails; each puts back what it held as it ends.
+
+        Not a ``TaskGroup``: on Python 3.11 a failing child leaves the group's own task marked
+        as being cancelled, and the runtime's supervisor would take the crash for a stop and
+        not restart the pipeline.
+        """
+        lanes = [asyncio.create_task(self._work(lane)) for lane in (self._urgent, self._routine)]
+        try:
+            failed, _running = await asyncio.wait(lanes, return_when=asyncio.FIRST_COMPLETED)
+            for lane in failed:
+                lane.result()  # a lane runs until cancelled: it ended by raising
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _work(self, lane: _Lane) -> None:
         while True:
-            batch = await self._collect()
-            self._in_flight = batch
+            # Collected straight into ``in_flight``: what the lane took is put back even if it
+            # is stopped while still collecting.
+            batch: list[_Item] = []
+            lane.in_flight = batch
             try:
-                await self._process_with_retry(batch)
+                await self._collect(lane, batch)
+                async with self._writer():
+                    await self._process_with_retry(batch)
             finally:
-                self._in_flight = []
+                lane.in_flight = []
                 self._requeue_unanswered(batch)
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        """On SQLite, this lane's turn to write; on PostgreSQL the lanes run side by side."""
+        if self._single_writer is None:
+            yield
+            return
+        async with self._single_writer:
+            yield
 
     def _requeue_unanswered(self, batch: list[_Item]) -> None:
         """Put back, at the front and in order, what a stopped or crashed batch left open."""
         for item in reversed(batch):
             if not item.future.done():
-                (self._urgent if item.urgent else self._routine).appendleft(item)
-                self._arrived.set()
+                lane = self._lane_of(item)
+                lane.queue.appendleft(item)
+                lane.arrived.set()
 
-    async def _collect(self) -> list[_Item]:
-        while not self._urgent and not self._routine:
-            self._arrived.clear()
-            await self._arrived.wait()
-        batch: list[_Item] = []
+    async def _collect(self, lane: _Lane, batch: list[_Item]) -> None:
+        """Fill ``batch`` from the lane: urgent items at once, routine ones up to ``max_wait_s``."""
+        while not lane.queue:
+            lane.arrived.clear()
+            await lane.arrived.wait()
         deadline = time.monotonic() + self._max_wait_s
         while True:
-            self._take(batch)
-            if len(batch) >= self._max_batch or any(item.urgent for item in batch):
-                return batch
+            self._take(lane, batch)
+            if len(batch) >= self._max_batch or lane is self._urgent:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return batch
-            self._arrived.clear()
+                return
+            lane.arrived.clear()
             try:
                 async with asyncio.timeout(remaining):
-                    await self._arrived.wait()
+                    await lane.arrived.wait()
             except TimeoutError:
-                self._take(batch)
-                return batch
+                self._take(lane, batch)
+                return
 
-    def _take(self, batch: list[_Item]) -> None:
-        while self._urgent and len(batch) < self._max_batch:
-            batch.append(self._urgent.popleft())
-        while self._routine and len(batch) < self._max_batch:
-            batch.append(self._routine.popleft())
+    def _take(self, lane: _Lane, batch: list[_Item]) -> None:
+        while lane.queue and len(batch) < self._max_batch:
+            batch.append(lane.queue.popleft())
 
     async def _process_with_retry(self, batch: list[_Item]) -> None:
         """Never drop a batch: retry while the database is away, isolate a poisonous item."""
@@ -203,7 +272,12 @@ class Pipeline:
             except Exception as exc:
                 attempt += 1
                 self._metrics.batch_failures.inc()
-                if db.is_transient(exc) or attempt < 3:
+                # Unreachable database: retry until it is back. A lost race (deadlock,
+                # serialization failure, unique index): retry as a batch, a few times more
+                # than an error that may be the input's.
+                if db.is_transient(exc) or attempt < (
+                    LOST_RACE_ATTEMPTS if db.is_retryable(exc) else FAILED_ATTEMPTS
+                ):
                     delay_s = _retry_delay_s(attempt)
                     log.warning("ingest batch failed (%s), retry in %.2fs", exc, delay_s)
                     await asyncio.sleep(delay_s)
@@ -288,7 +362,9 @@ class Pipeline:
         else:
             decoded = [item.decoded for item in items]
         async with unit_of_work(self._session_factory) as session:
-            result = await Batch(session, raws, decoded).run()
+            batch = Batch(session, raws, decoded, devices=self._devices)
+            result = await batch.run()
+        batch.committed()
         now = time.monotonic()
         self._metrics.batch_size.observe(len(raws))
         for raw, outcome in zip(raws, result.outcomes, strict=True):

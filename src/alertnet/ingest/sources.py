@@ -270,7 +270,7 @@ class SourceEvents:
     async def _latest(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], _Latest]:
         """For each (device, base key): its newest stored event, the key itself or a renewal.
 
-        Row locks on the devices (``Batch._load_devices``) serialize two processes on one
+        Row locks on the devices (``Batch._lock_and_judge``) serialize two processes on one
         device, so what this reads is what the other committed.
         """
         if not keys:

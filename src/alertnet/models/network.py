@@ -67,6 +67,10 @@ class Device(Base):
     # Anti-replay window (DESIGN §2.3): highest counter seen and a 64-bit mask below it.
     window_highest: Mapped[int] = mapped_column(BigInteger, default=-1)
     window_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bumped by database triggers (migration 0011) whenever a column the ingest caches
+    # changes, or its mahalla's risk: ``ingest.device_cache`` trusts a cached device only at
+    # the revision it read. Never written by application code.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # How to answer it: the wire format it last used and the gateway that heard it best.
     last_format: Mapped[str] = mapped_column(String(8), default="binary")
     last_transport: Mapped[str | None] = mapped_column(String(8))

@@ -11,6 +11,8 @@ import math
 import re
 from typing import NoReturn
 
+import orjson
+
 from alertnet.protocol.reasons import DecodeError, Reason
 
 #: JSON payloads (uplink, downlink, gateway messages) are ~100 bytes; anything this large is junk.
@@ -109,15 +111,60 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 
 def load_json_object(data: bytes, what: str) -> dict[str, object]:
-    """Parse a UTF-8 JSON object strictly (no NaN/Infinity, no duplicate keys, bounded size)."""
+    """Parse a UTF-8 JSON object strictly (no NaN/Infinity, no duplicate keys, bounded size).
+
+    Uplinks and gateway copies arrive thousands a second, so orjson parses first (~1 µs against
+    ~19 µs). Its result stands only where it must equal the standard library's: orjson keeps
+    the last of repeated keys silently, and every member of every object puts exactly one
+    ``:`` outside strings into the text, so a text with no more colons than the result has
+    keys repeated none; and orjson reads an integer beyond 64 bits as a float, so a float that
+    large sends the text the slow way too. Everything else (orjson refuses it, a colon inside
+    a string) goes through the standard library, which decides and words every rejection as
+    it always has.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(Reason.MALFORMED_JSON, f"{what} must be bytes")
     if len(data) > MAX_JSON_BYTES:
         raise DecodeError(
             Reason.BAD_LENGTH, f"{what} is {len(data)} bytes, more than {MAX_JSON_BYTES}"
         )
+    raw = bytes(data)
     try:
-        text = bytes(data).decode("utf-8")
+        fast: object = orjson.loads(raw)
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
+        fast = None
+    if isinstance(fast, dict) and raw.count(b":") == _keys_if_exact(fast):
+        return fast
+    return _load_json_object_strictly(raw, what)
+
+
+#: orjson turns integer literals outside [-2**63, 2**64) into floats at least this large.
+_FLOAT_FROM_BIG_INT = float(2**63)
+
+
+def _keys_if_exact(value: object) -> int | None:
+    """Keys of every object in an orjson result; None if a float may be an integer it read."""
+    if isinstance(value, float):
+        return None if not abs(value) < _FLOAT_FROM_BIG_INT else 0
+    if isinstance(value, dict):
+        members: list[object] = list(value.values())
+        own = len(value)
+    elif isinstance(value, list):
+        members, own = value, 0
+    else:
+        return 0
+    total = own
+    for member in members:
+        keys = _keys_if_exact(member)
+        if keys is None:
+            return None
+        total += keys
+    return total
+
+
+def _load_json_object_strictly(raw: bytes, what: str) -> dict[str, object]:
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError(Reason.MALFORMED_JSON, f"{what} is not UTF-8") from exc
     try:
