@@ -24,12 +24,10 @@ import itertools
 import logging
 import math
 import random
-import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import asdict
-from typing import Any, Final
+from typing import Any
 
 import httpx
 
@@ -43,6 +41,7 @@ from firmware_sim.fleet import (
     make_fleet,
 )
 from firmware_sim.radio import RadioModel
+from firmware_sim.report import ServerCounter, build_report
 from firmware_sim.scenario import BrokerControl, RunConfig, RunReport
 from firmware_sim.state import CounterStore, DeviceCounter
 from firmware_sim.stats import Recorder
@@ -53,39 +52,8 @@ __all__ = ["run_scenario"]
 
 log = logging.getLogger(__name__)
 
-_UPLINKS_METRIC: Final = re.compile(r"^alertnet_uplinks_total\{[^}]*\}\s+([0-9.eE+]+)$", re.M)
-_SAMPLE_INTERVAL_S: Final = 0.2
 
-
-class _ServerCounter:
-    """alertnet's ``alertnet_uplinks_total`` over time, from ``GET /metrics``."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-        self.samples: list[tuple[float, float]] = []
-        self.available = True
-
-    async def read(self) -> float | None:
-        if not self.available:
-            return None
-        try:
-            response = await self._http.get("/metrics")
-        except httpx.HTTPError:
-            return None
-        if response.status_code != 200:
-            self.available = False
-            return None
-        total = sum(float(value) for value in _UPLINKS_METRIC.findall(response.text))
-        self.samples.append((time.monotonic(), total))
-        return total
-
-    async def run(self) -> None:
-        while self.available:
-            await self.read()
-            await asyncio.sleep(_SAMPLE_INTERVAL_S)
-
-
-class _Load:
+class Load:
     """Heartbeat scheduler and worker pool shared by every scenario."""
 
     def __init__(self, devices: Sequence[SimDevice], config: RunConfig) -> None:
@@ -145,7 +113,7 @@ class _Load:
         self.stopped_at = time.monotonic()
 
 
-class _Run:
+class Run:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.recorder = Recorder()
@@ -373,7 +341,7 @@ def _alarm_event(device: SimDevice) -> EventCode:
     return EventCode.INTRUSION if device.spec.kind == "intrusion_alarm" else EventCode.PANIC
 
 
-def _progress_line(run: _Run, elapsed_s: float, phase: str, server: float | None) -> str:
+def _progress_line(run: Run, elapsed_s: float, phase: str, server: float | None) -> str:
     recorder = run.recorder
     sent = sum(recorder.sent.values())
     rate = sent / elapsed_s if elapsed_s > 0 else 0.0
@@ -389,12 +357,12 @@ async def run_scenario(config: RunConfig, broker: BrokerControl | None = None) -
     """Run ``config.scenario`` against the alertnet at ``config.base_url``; see the module."""
     if config.scenario == "chaos" and broker is None:
         raise ValueError("chaos needs a broker control (--broker-restart-command)")
-    run = _Run(config)
+    run = Run(config)
     run.broker = broker
     await run.store.load()
     run.build_devices()
     async with httpx.AsyncClient(base_url=config.base_url, timeout=5.0) as http:
-        server = _ServerCounter(http)
+        server = ServerCounter(http)
         async with asyncio.TaskGroup() as background:
             # Everything here runs until cancelled below; a crash of one ends the run.
             tasks = [background.create_task(run.store.run())]
@@ -412,13 +380,13 @@ async def run_scenario(config: RunConfig, broker: BrokerControl | None = None) -
 
 
 async def _drive(
-    run: _Run,
-    server: _ServerCounter,
+    run: Run,
+    server: ServerCounter,
     background: asyncio.TaskGroup,
     tasks: list[asyncio.Task[None]],
 ) -> RunReport:
     config = run.config
-    load = _Load(run.devices, config)
+    load = Load(run.devices, config)
     out = sys.stderr
     await _wait_ready(run, config)
     followers = [
@@ -473,7 +441,7 @@ async def _drive(
     for press in list(run.press_tasks):
         press.cancel()
     await asyncio.gather(*run.press_tasks, return_exceptions=True)
-    return _report(
+    return build_report(
         run,
         load,
         load_s,
@@ -486,7 +454,7 @@ async def _drive(
     )
 
 
-async def _wait_ready(run: _Run, config: RunConfig) -> None:
+async def _wait_ready(run: Run, config: RunConfig) -> None:
     deadline = time.monotonic() + config.wait_ready_s
     if run.mqtt is not None:
         await run.mqtt.wait_connected(config.wait_ready_s)
@@ -502,7 +470,7 @@ async def _wait_ready(run: _Run, config: RunConfig) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _guarded(run: _Run, name: str, work: Awaitable[None]) -> None:
+async def _guarded(run: Run, name: str, work: Awaitable[None]) -> None:
     """Run a tablet or the watcher; a failure becomes a note, not the end of the run."""
     try:
         await work
@@ -512,7 +480,7 @@ async def _guarded(run: _Run, name: str, work: Awaitable[None]) -> None:
 
 
 async def _wait_streams(
-    run: _Run, config: RunConfig, followers: Sequence[asyncio.Task[None]]
+    run: Run, config: RunConfig, followers: Sequence[asyncio.Task[None]]
 ) -> None:
     """Wait until each tablet and the watcher follows its stream (or has given up)."""
     waiting = [tablet.ready for tablet in run.tablets]
@@ -528,7 +496,7 @@ async def _wait_streams(
         await asyncio.sleep(0.05)
 
 
-def _expected_server_uplinks(run: _Run) -> int:
+def _expected_server_uplinks(run: Run) -> int:
     """Uplinks alertnet should count: every frame sent over MQTT or HTTP, and every copy a
     LoRa gateway heard (one transmission heard by three gateways is three uplinks; through
     ChirpStack, one event with three rxInfo entries)."""
@@ -542,8 +510,8 @@ def _expected_server_uplinks(run: _Run) -> int:
 
 
 async def _drain(
-    run: _Run,
-    server: _ServerCounter,
+    run: Run,
+    server: ServerCounter,
     baseline: float | None,
     expected: int,
     drain_s: float,
@@ -565,90 +533,3 @@ async def _drain(
                 break
         await asyncio.sleep(0.05)
     return caught_up
-
-
-def _report(
-    run: _Run,
-    load: _Load,
-    load_s: float,
-    server: _ServerCounter,
-    baseline: float | None,
-    at_load_end: float | None,
-    expected: int,
-    caught_up: tuple[float | None, float | None],
-    load_end: float,
-) -> RunReport:
-    config = run.config
-    sent = sum(run.recorder.sent.values())
-    server_total = (
-        server.samples[-1][1] - baseline if server.samples and baseline is not None else None
-    )
-    caught_up_at, caught_up_total = caught_up
-    committed_rate: float | None = None
-    if server.samples and baseline is not None:
-        # From the start of the load to the moment alertnet had committed every uplink sent
-        # (or, when it never caught up, to the last sample): commits start within
-        # milliseconds of the first send, so this is alertnet's sustained rate.
-        if caught_up_at is not None and caught_up_total is not None:
-            end_time, committed = caught_up_at, caught_up_total
-        else:
-            end_time, committed = server.samples[-1][0], server_total or 0.0
-        committed_rate = committed / max(1e-9, end_time - load.started_at)
-    links: dict[str, Any] = {}
-    if run.mqtt is not None:
-        links["mqtt"] = {"reconnects": run.mqtt.reconnects}
-    if run.http is not None:
-        links["http"] = {"errors": run.http.errors}
-    if run.chirpstack is not None:
-        links["chirpstack"] = {
-            "transmissions": run.chirpstack.transmissions,
-            "events": run.chirpstack.events,
-            "receptions": run.chirpstack.heard,
-            "heard_by_nobody": run.chirpstack.not_heard,
-            "publish_failures": run.chirpstack.publish_failures,
-            "downlinks": dict(run.chirpstack.downlinks),
-        }
-    if run.lora is not None:
-        links["lora"] = {
-            "gateways": {
-                module.gateway_id: {
-                    "heard": module.heard,
-                    "downlinks": module.transmitted,
-                    "bad_commands": module.bad_commands,
-                    "overruns": module.overruns,
-                }
-                for module in run.lora.modules
-            },
-            "transmissions": run.lora.transmissions,
-            "heard_by_nobody": run.lora.not_heard,
-        }
-    config_dict = {
-        "scenario": config.scenario,
-        "devices": config.devices,
-        "seed": config.seed,
-        "transports": {kind.value: weight for kind, weight in config.transports},
-        "rate": config.rate,
-        "uplinks": config.uplinks if config.rate is None else None,
-        "duration_s": config.duration_s,
-        "presses": config.presses,
-        "tablets": len(config.tablets),
-    }
-    return RunReport(
-        scenario=config.scenario,
-        config=config_dict,
-        load_s=round(load_s, 3),
-        offered_rate=round(sent / load_s, 1),
-        committed_rate=None if committed_rate is None else round(committed_rate, 1),
-        server_uplinks=server_total,
-        expected_server_uplinks=expected,
-        backlog_at_load_end=(
-            None
-            if at_load_end is None or baseline is None
-            else max(0.0, expected - (at_load_end - baseline))
-        ),
-        caught_up_s=None if caught_up_at is None else round(caught_up_at - load_end, 3),
-        summary=run.recorder.summary(),
-        links=links,
-        tablets={tablet.spec.callsign: asdict(tablet.stats) for tablet in run.tablets},
-        presses=[f"{eui}:{counter}" for eui, counter in run.recorder.presses],
-    )
