@@ -28,8 +28,8 @@ from tests.faults.harness import (
     pressing,
     register_devices,
     report,
-    reports_down,
 )
+from tests.faults.probe import reports_down
 from tests.faults.serve_with_fault import CRASHES_ENV
 from tests.support.factories import random_eui
 from tests.support.mosquitto import MosquittoServer
