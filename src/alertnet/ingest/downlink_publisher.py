@@ -59,16 +59,7 @@ class DownlinkPublisher:
         await self._reconnector.run(self._session)
 
     async def _session(self) -> None:
-        client = aiomqtt.Client(
-            self._address.host,
-            self._address.port,
-            username=self._address.username,
-            password=self._address.password,
-            identifier=self._client_id,
-            clean_session=True,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            keepalive=30,
-        )
+        client = mqtt_client.broker_client(self._address, self._client_id, clean_session=True)
         async with client:
             self._reconnector.mark_connected()
             log.info(

@@ -29,7 +29,7 @@ import aiomqtt
 from alertnet.config import Settings
 from alertnet.errors import InvalidInput
 from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
-from alertnet.ingest.mqtt_client import BrokerAddress, gateway_login
+from alertnet.ingest.mqtt_client import BrokerAddress, broker_client, gateway_login
 from alertnet.ingest.serial import ReyaxModule
 from alertnet.metrics import Metrics
 from alertnet.protocol import (
@@ -152,16 +152,11 @@ class GatewayRelay:
     # -- broker side --------------------------------------------------------------------------
 
     async def _session(self) -> None:
-        client = aiomqtt.Client(
-            self._address.host,
-            self._address.port,
-            username=self._address.username,
-            password=self._address.password,
-            identifier=self._client_id,
+        client = broker_client(
+            self._address,
+            self._client_id,
             # The broker keeps downlinks for us across a short disconnect.
             clean_session=False,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            keepalive=30,
             will=aiomqtt.Will(self._state_topic, GATEWAY_OFFLINE, qos=1, retain=True),
         )
         async with client:

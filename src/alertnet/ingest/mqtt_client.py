@@ -172,6 +172,31 @@ def _with_login(url: str, username: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{login}@{host_port}"))
 
 
+#: Seconds between keepalive pings (a silent connection is dropped after half as long again).
+KEEPALIVE_S: Final = 30
+
+
+def broker_client(
+    address: BrokerAddress, client_id: str, *, clean_session: bool, will: aiomqtt.Will | None = None
+) -> aiomqtt.Client:
+    """An MQTT 3.1.1 client of one of alertnet's connections, logged in as ``address`` says.
+
+    ``clean_session=False`` keeps the session (subscriptions, unacknowledged messages) across
+    disconnects; True starts afresh each time (a connection that only publishes).
+    """
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        username=address.username,
+        password=address.password,
+        identifier=client_id,
+        clean_session=clean_session,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        keepalive=KEEPALIVE_S,
+        will=will,
+    )
+
+
 def manual_ack_client(
     address: BrokerAddress,
     client_id: str,
@@ -187,17 +212,7 @@ def manual_ack_client(
     ``max_queued_incoming_messages``: a bounded queue drops messages silently when full.
     """
     if shared_session_expiry_s is None:
-        client = aiomqtt.Client(
-            address.host,
-            address.port,
-            username=address.username,
-            password=address.password,
-            identifier=client_id,
-            clean_session=False,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            keepalive=30,
-            will=will,
-        )
+        client = broker_client(address, client_id, clean_session=False, will=will)
     else:
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
         connect.SessionExpiryInterval = shared_session_expiry_s
@@ -211,7 +226,7 @@ def manual_ack_client(
             clean_start=False,
             properties=connect,
             protocol=aiomqtt.ProtocolVersion.V5,
-            keepalive=30,
+            keepalive=KEEPALIVE_S,
             will=will,
         )
     client._client.manual_ack_set(True)
