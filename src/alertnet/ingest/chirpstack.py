@@ -25,11 +25,11 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from dataclasses import dataclass
 
 import aiomqtt
 
 from alertnet.ingest import mqtt_client
+from alertnet.ingest.mqtt_client import Received
 from alertnet.ingest.pipeline import Outcome, Pipeline, RawUplink
 from alertnet.metrics import Metrics
 from alertnet.models import Transport, utcnow
@@ -47,16 +47,6 @@ from alertnet.reconnect import Reconnector
 __all__ = ["ChirpStackIngest", "received_ack"]
 
 log = logging.getLogger(__name__)
-
-_DOWNLINK_BURST = 200
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    """An event waiting for the commit of all its copies before its PUBACK."""
-
-    message: aiomqtt.Message
-    done: asyncio.Future[list[Outcome]]
 
 
 def received_ack(uplink: ChirpStackUplink, outcomes: list[Outcome]) -> DownCommand | None:
@@ -139,15 +129,9 @@ class ChirpStackIngest:
                 self._address.port,
                 self._client_id,
             )
-            in_order: asyncio.Queue[_Received] = asyncio.Queue()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._ack_in_order(client, in_order))
-                tasks.create_task(self._send_downlinks(client))
-                async for message in client.messages:
-                    in_order.put_nowait(self._submit(message))
-                raise aiomqtt.MqttError("message stream ended")
+            await mqtt_client.serve_session(client, self._submit, self._outbox)
 
-    def _submit(self, message: aiomqtt.Message) -> _Received:
+    def _submit(self, message: aiomqtt.Message) -> Received:
         topic = str(message.topic)
         payload = message.payload if isinstance(message.payload, bytes) else b""
         received_at = utcnow()
@@ -155,7 +139,7 @@ class ChirpStackIngest:
             uplink = decode_up_event(topic, payload)
         except DecodeError as exc:
             raw = RawUplink(payload, Transport.LORAWAN, received_at, source=topic)
-            return _Received(message, _all(self._pipeline.submit(raw, exc)))
+            return Received(message, _all(self._pipeline.submit(raw, exc)))
         copies = [
             RawUplink(
                 uplink.data,
@@ -171,7 +155,7 @@ class ChirpStackIngest:
         ] or [RawUplink(uplink.data, Transport.LORAWAN, received_at, uplink.dev_eui, source=topic)]
         done = _all(*(self._pipeline.submit(raw) for raw in copies))
         done.add_done_callback(functools.partial(self._answer, uplink))
-        return _Received(message, done)
+        return Received(message, done)
 
     def _answer(self, uplink: ChirpStackUplink, done: asyncio.Future[list[Outcome]]) -> None:
         """Queue the device's "received" once all copies of its event are committed."""
@@ -184,25 +168,6 @@ class ChirpStackIngest:
         topic = down_command_topic(uplink.application_id, command.dev_eui)
         self._outbox.put_nowait((topic, encode_down_command(command)))
         self.downlinks["queued"] += 1
-
-    async def _ack_in_order(
-        self, client: aiomqtt.Client, in_order: asyncio.Queue[_Received]
-    ) -> None:
-        """PUBACK each event after its commit, in the order the broker sent them."""
-        while True:
-            received = await in_order.get()
-            await asyncio.shield(received.done)
-            if not mqtt_client.ack(client, received.message):
-                raise aiomqtt.MqttError("PUBACK could not be sent")
-
-    async def _send_downlinks(self, client: aiomqtt.Client) -> None:
-        while True:
-            burst = [await self._outbox.get()]
-            while len(burst) < _DOWNLINK_BURST and not self._outbox.empty():
-                burst.append(self._outbox.get_nowait())
-            await asyncio.gather(
-                *(client.publish(topic, payload, qos=1) for topic, payload in burst)
-            )
 
 
 def _all(*futures: asyncio.Future[Outcome]) -> asyncio.Future[list[Outcome]]:

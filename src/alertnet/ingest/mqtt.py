@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
 
 import aiomqtt
 
@@ -29,6 +28,7 @@ from alertnet.gateways.registry import GatewayRegistry
 from alertnet.gateways.service import MAX_GATEWAY_ID_CHARS
 from alertnet.ingest import mqtt_client
 from alertnet.ingest.downlinks import DownlinkRouter
+from alertnet.ingest.mqtt_client import Received
 from alertnet.ingest.pipeline import Outcome, Pipeline, RawUplink
 from alertnet.metrics import Metrics
 from alertnet.models import Transport, utcnow
@@ -47,16 +47,6 @@ from alertnet.protocol import (
 from alertnet.reconnect import Reconnector
 
 log = logging.getLogger(__name__)
-
-_DOWNLINK_BURST = 200
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    """A message waiting for its commit before its PUBACK."""
-
-    message: aiomqtt.Message
-    done: asyncio.Future[Outcome] | asyncio.Future[None]
 
 
 class MqttIngest:
@@ -153,15 +143,9 @@ class MqttIngest:
                 self._address.port,
                 self._client_id,
             )
-            in_order: asyncio.Queue[_Received] = asyncio.Queue()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._ack_in_order(client, in_order))
-                tasks.create_task(self._send_downlinks(client))
-                async for message in client.messages:
-                    in_order.put_nowait(self._submit(message))
-                raise aiomqtt.MqttError("message stream ended")
+            await mqtt_client.serve_session(client, self._submit, self._outbox)
 
-    def _submit(self, message: aiomqtt.Message) -> _Received:
+    def _submit(self, message: aiomqtt.Message) -> Received:
         topic = str(message.topic)
         payload = message.payload if isinstance(message.payload, bytes) else b""
         try:
@@ -180,11 +164,11 @@ class MqttIngest:
 
     def _submit_uplink(
         self, message: aiomqtt.Message, raw: RawUplink, rejected: DecodeError | None = None
-    ) -> _Received:
+    ) -> Received:
         """Into the pipeline; the device's ack is routed as soon as the uplink commits."""
         done = self._pipeline.submit(raw, rejected)
         done.add_done_callback(functools.partial(self._route_downlink, raw))
-        return _Received(message, done)
+        return Received(message, done)
 
     def _route_downlink(self, raw: RawUplink, done: asyncio.Future[Outcome]) -> None:
         if done.cancelled() or done.exception() is not None:
@@ -198,7 +182,7 @@ class MqttIngest:
 
     def _submit_gateway_rx(
         self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
-    ) -> _Received:
+    ) -> Received:
         gateway_id = _storable_gateway_id(parsed)
         received_at = utcnow()
         if self._registry is not None:
@@ -223,39 +207,20 @@ class MqttIngest:
 
     def _gateway_state(
         self, message: aiomqtt.Message, parsed: Topic, payload: bytes, topic: str
-    ) -> _Received:
+    ) -> Received:
         gateway_id = _storable_gateway_id(parsed)
         if payload in (GATEWAY_ONLINE, GATEWAY_OFFLINE):
             online = payload == GATEWAY_ONLINE
             if self._registry is not None:
                 done = self._registry.set_state(gateway_id, Transport.MQTT, online)
-                return _Received(message, done)
+                return Received(message, done)
         elif payload:  # an empty payload only clears the retained message
             raise DecodeError(
                 Reason.BAD_FIELD, f"gateway state must be online or offline, got {payload[:40]!r}"
             )
         ignored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ignored.set_result(None)
-        return _Received(message, ignored)
-
-    async def _ack_in_order(
-        self, client: aiomqtt.Client, in_order: asyncio.Queue[_Received]
-    ) -> None:
-        """PUBACK each message after its commit, in the order the broker sent them."""
-        while True:
-            received = await in_order.get()
-            await asyncio.shield(received.done)
-            if not mqtt_client.ack(client, received.message):
-                raise aiomqtt.MqttError("PUBACK could not be sent")
-
-    async def _send_downlinks(self, client: aiomqtt.Client) -> None:
-        while True:
-            burst = [await self._outbox.get()]
-            while len(burst) < _DOWNLINK_BURST and not self._outbox.empty():
-                burst.append(self._outbox.get_nowait())
-            await asyncio.gather(
-                *(client.publish(topic, payload, qos=1) for topic, payload in burst)
-            )
+        return Received(message, ignored)
 
 
 def _storable_gateway_id(parsed: Topic) -> str:

@@ -37,11 +37,13 @@ At ~1.1 KB per message held, a full window costs a process about 72 MB.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiomqtt
@@ -232,6 +234,51 @@ def manual_ack_client(
     client._client.manual_ack_set(True)
     client.pending_calls_threshold = _PENDING_CALLS_WARNING
     return client
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message waiting for its commit (``done``) before its PUBACK."""
+
+    message: aiomqtt.Message
+    done: asyncio.Future[Any]
+
+
+#: Downlinks published together: one burst waits for its PUBACKs before the next.
+DOWNLINK_BURST: Final = 200
+
+
+async def serve_session(
+    client: aiomqtt.Client,
+    submit: Callable[[aiomqtt.Message], Received],
+    outbox: asyncio.Queue[tuple[str, bytes]],
+) -> None:
+    """Until the connection fails: each message goes to ``submit`` at once and is PUBACKed
+    after its ``done`` resolves, in the order the broker sent them (DESIGN §6.1); downlinks
+    queued on ``outbox`` are published in bursts. Never returns normally."""
+    in_order: asyncio.Queue[Received] = asyncio.Queue()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(_ack_in_order(client, in_order))
+        tasks.create_task(_publish(client, outbox))
+        async for message in client.messages:
+            in_order.put_nowait(submit(message))
+        raise aiomqtt.MqttError("message stream ended")
+
+
+async def _ack_in_order(client: aiomqtt.Client, in_order: asyncio.Queue[Received]) -> None:
+    while True:
+        received = await in_order.get()
+        await asyncio.shield(received.done)
+        if not ack(client, received.message):
+            raise aiomqtt.MqttError("PUBACK could not be sent")
+
+
+async def _publish(client: aiomqtt.Client, outbox: asyncio.Queue[tuple[str, bytes]]) -> None:
+    while True:
+        burst = [await outbox.get()]
+        while len(burst) < DOWNLINK_BURST and not outbox.empty():
+            burst.append(outbox.get_nowait())
+        await asyncio.gather(*(client.publish(topic, payload, qos=1) for topic, payload in burst))
 
 
 def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> bool:
