@@ -175,4 +175,22 @@ async def test_alert_progress_goes_where_each_device_was_last_heard(
     assert json.loads(published[1][1])["state"] == "accepted"
     assert decode_downlink_json(published[1][1], mqtt).verify(mqtt_key)
     assert serial_gateway.frames == []
-    assert router.unroutable == 2
+    # The HTTP device cannot hear progress; the deleted one has no route at all.
+    assert (router.not_listening, router.unroutable) == (1, 1)
+
+
+async def test_progress_to_a_device_that_cannot_hear_it_is_not_sent_nor_unroutable(
+    session_factory: SessionFactory,
+) -> None:
+    # An alarm panel's ACK is its whole answer (DESIGN §9.1); a camera and a drill hear nothing.
+    async with unit_of_work(session_factory) as session:
+        ids = []
+        for n, transport in enumerate((Transport.DC09, Transport.FRIGATE, Transport.DRILL)):
+            device = await create_device(session, eui=f"00000000000000b{n}", key=KEY)
+            device.last_transport = transport.value
+            ids.append(device.id)
+    router = DownlinkRouter(session_factory)
+    async with _running(router) as published:
+        await router.notify([StateNotice(device_id, 1, AckState.ACCEPTED) for device_id in ids])
+    assert published == []
+    assert (router.not_listening, router.unroutable) == (3, 0)

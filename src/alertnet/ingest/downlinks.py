@@ -54,6 +54,20 @@ log = logging.getLogger(__name__)
 #: Publishes one MQTT message (QoS 1) without waiting: ``MqttIngest.send``.
 Publish = Callable[[str, bytes], None]
 
+#: Devices last heard where no later word reaches them: a Class A LoRaWAN device behind
+#: ChirpStack (state 1 only, §9.2), an HTTP device (answered in its response), an alarm panel
+#: (its ACK is the whole answer, §9.1), a camera, a drill. Their progress is ``not_listening``.
+_NOT_LISTENING: Final = frozenset(
+    transport.value
+    for transport in (
+        Transport.LORAWAN,
+        Transport.HTTP,
+        Transport.DC09,
+        Transport.FRIGATE,
+        Transport.DRILL,
+    )
+)
+
 #: Gatherings waiting for their window beyond which a new one is answered at once.
 _MAX_GATHERINGS: Final = 10_000
 
@@ -104,7 +118,7 @@ class DownlinkRouter:
     Counters (plain attributes): ``sent`` per route (``device``, ``gateway``, ``serial``),
     ``unroutable`` (no path could take it), ``suppressed`` (late gateway copies of an
     answered transmission), ``notify_failures`` and ``not_listening`` (progress not sent to a
-    LoRaWAN device behind ChirpStack).
+    device that cannot hear it: ``_NOT_LISTENING``).
     """
 
     def __init__(
@@ -225,9 +239,10 @@ class DownlinkRouter:
         """Send alert progress (states 2-5) to devices; the ``DeviceNotifier`` protocol.
 
         A device answers through the gateways that heard the press being reported (best
-        first), else on its MQTT down topic in the format it last used; an HTTP device cannot
-        be reached. A database error is logged and counted, never raised: progress downlinks
-        are advisory (the device's LED), the alert itself is safe in the database.
+        first), else on its MQTT down topic in the format it last used; a device that cannot
+        hear progress (HTTP, LoRaWAN, an alarm panel, a camera, a drill) is skipped. A database
+        error is logged and counted, never raised: progress downlinks are advisory (the
+        device's LED), the alert itself is safe in the database.
         """
         if not notices:
             return
@@ -245,8 +260,8 @@ class DownlinkRouter:
             if device is None:
                 self.unroutable += 1
                 continue
-            if device.last_transport == Transport.LORAWAN.value:
-                self.not_listening += 1  # Class A behind ChirpStack: state 1 only (§9.2)
+            if device.last_transport in _NOT_LISTENING:
+                self.not_listening += 1
                 continue
             if device.silent or (notice.device_id, notice.counter) in silent_presses:
                 self.silent_withheld += 1
