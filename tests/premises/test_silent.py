@@ -141,7 +141,11 @@ async def test_call_override_is_for_dispatchers_audited_and_on_the_feed(
     async with unit_of_work(session_factory) as session:
         home_device = await session.get_one(Device, city.home_id)
         shop_device = await session.get_one(Device, city.shop_id)
-        silent = await create_alert(session, home_device, category="intrusion", silent=True)
+        # Escalated: no post is on duty, so the app's dispatcher would escalate a `new`
+        # alert at any moment (another audit and feed row); an escalated one it leaves.
+        silent = await create_alert(
+            session, home_device, category="intrusion", state="escalated", silent=True
+        )
         loud = await create_alert(session, shop_device, category="intrusion")
     path = f"/api/v1/alerts/{silent.id}/call-override"
     reason = {"reason": "the crew needs the key-holder"}
@@ -175,8 +179,8 @@ async def test_call_override_is_for_dispatchers_audited_and_on_the_feed(
         {
             "at": overrides[0]["at"],
             "actor": "disp1",
-            "from": "new",
-            "to": "new",
+            "from": "escalated",
+            "to": "escalated",
             "reason": "call override: the crew needs the key-holder",
         }
     ]
