@@ -6,6 +6,7 @@ duplicated = 0 in every step). Kept apart from ``bench.run``, which only carries
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ OFFER_OVER_ECHO_MS = {1000: 50.0, 3000: 250.0}
 FAILOVER_GOAL_MS = 2000.0
 ALARMS_GOAL_RATIO = 2.0
 DRAIN_GOAL_SHARE = 0.6
+#: A step "kept up" when it committed at least this share of what it offered.
+KEPT_UP_SHARE = 0.95
 
 
 def _ms(part: dict[str, Any] | None, key: str) -> str:
@@ -33,6 +36,66 @@ def p99(step: dict[str, Any] | None, key: str = "press_to_ack") -> float | None:
     part = step.get("summary", {}).get(key) or {}
     value = part.get("p99_ms") if part.get("n") else None
     return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """The uplinks/s that alarms80 takes 80 % of, and where it comes from (for the table)."""
+
+    rate: float
+    basis: str
+
+
+def live_capacity(steps: list[dict[str, Any]]) -> Capacity | None:
+    """alertnet's capacity with the simulator publishing beside it, from this run's max and
+    steady steps (None when neither ran).
+
+    The highest committed rate of a step that kept up (committed ≥ ``KEPT_UP_SHARE`` of
+    offered): there the publisher ran for the whole measurement, as it will in alarms80. A
+    step that fell behind times its commits to when alertnet caught up, so its rate includes
+    a catch-up tail with the publisher silent and the machine to alertnet alone — the drain
+    regime, not the live one — and more of it the further behind it fell; such a step is
+    used only when no step kept up. The drain rate (publisher out of the way) is no live
+    capacity on a box where the simulator takes a core of its own.
+    """
+    measured = [
+        step
+        for step in steps
+        if step.get("kind") in ("max", "steady")
+        and step.get("committed_rate")
+        and step.get("offered_rate")
+    ]
+    if not measured:
+        return None
+    kept_up = [s for s in measured if s["committed_rate"] >= KEPT_UP_SHARE * s["offered_rate"]]
+    best = max(kept_up or measured, key=lambda step: float(step["committed_rate"]))
+    rate = float(best["committed_rate"])
+    committed = f"{best['label']} committed {rate:,.0f} of {best['offered_rate']:,.0f}/s offered"
+    if not kept_up:
+        basis = f"no max/steady step kept up within {1 - KEPT_UP_SHARE:.0%}: {committed}"
+    elif len(kept_up) == len(measured):
+        basis = f"{committed}; every max/steady step kept up: a lower bound"
+    else:
+        basis = f"{committed}, the highest that kept up within {1 - KEPT_UP_SHARE:.0%}"
+    return Capacity(rate, f"live capacity: {basis}")
+
+
+def alarms_capacity(result: dict[str, Any], given: float = 0.0) -> Capacity | None:
+    """What alarms80 takes 80 % of: ``given`` (``--capacity``) when set, else the live
+    capacity of this run, else (no max/steady step ran) the drain rate."""
+    if given:
+        return Capacity(given, "--capacity")
+    live = live_capacity(result["steps"])
+    if live is not None:
+        return live
+    drain = (result.get("drain") or {}).get("committed_rate")
+    if drain:
+        return Capacity(
+            float(drain),
+            "drain capacity (no max/steady step ran: the publisher was out of the way, so "
+            "this is above what alertnet commits live)",
+        )
+    return None
 
 
 def lost(step: dict[str, Any]) -> int:
@@ -174,12 +237,18 @@ def _budget_lines(result: dict[str, Any]) -> list[str]:
     alarms = result.get("alarms80")
     if alarms:
         ratio = alarms.get("ratio")
+        drain = alarms.get("drain_capacity")
         lines.append(
             f"  alarms first: at {alarms['rate']:,.0f}/s (80 % of {alarms['capacity']:,.0f}/s; "
             f"offered {alarms.get('offered_rate') or 0:,.0f}/s) "
             f"press → ack p99 {alarms['p99_ms']} ms vs {alarms['p99_ms_500']} ms at 500/s = "
             f"{'-' if ratio is None else f'{ratio:.2f}'}x "
             f"(≤ {ALARMS_GOAL_RATIO:.0f}x: {_verdict(ratio, ALARMS_GOAL_RATIO)})"
+        )
+        drain_text = "not measured" if not drain else f"{drain:,.0f}/s (publisher out of the way)"
+        lines.append(
+            f"    capacity = {alarms.get('capacity_basis', 'not recorded')}; "
+            f"drain capacity {drain_text}"
         )
     return ["budgets (DESIGN §8), against this run's baselines:", *lines] if lines else []
 

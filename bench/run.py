@@ -16,7 +16,8 @@ The steps (``--steps``, in this order; all by default):
 - max: the simulator flat out into alertnet (committed/s, ratio to the bare subscriber);
 - steady at ``--rates``: offered vs committed, press → ack ("received" downlink, i.e. the
   alert committed) p50/p95/p99;
-- alarms80: press → ack p99 at 80 % of the measured capacity vs at 500/s;
+- alarms80: press → ack p99 at 80 % of the live capacity (the max and steady steps'; the
+  drain rate when neither ran) vs at 500/s;
 - storm: every mains-powered alarm loses mains at ~1,700/s over heartbeats;
 - scale: the backlog drained by 1 and by 2 ``--role ingest`` processes (bench/scale.py);
 - failover: two ingest processes under load with presses, one SIGKILLed halfway;
@@ -62,7 +63,7 @@ from bench.harness import (  # noqa: E402
     scratch_database,
     tablet_endpoints_exist,
 )
-from bench.report import failures, p99, plot, table  # noqa: E402
+from bench.report import alarms_capacity, failures, p99, plot, table  # noqa: E402
 from firmware_sim.fleet import FleetPlan, make_fleet  # noqa: E402
 
 RESULTS = _ROOT / "bench" / "results"
@@ -323,12 +324,15 @@ class Bench:
 
     async def alarms80(self, db_url: str, result: dict[str, Any]) -> None:
         """Press → ack p99 at 80 % of the capacity measured in this run vs at 500/s, one
-        after the other with as many presses (like with like on a drifting machine)."""
+        after the other with as many presses (like with like on a drifting machine). The
+        capacity is the live one of the max and steady steps (``report.alarms_capacity``)."""
         args = self.args
-        capacity = (result.get("drain") or {}).get("committed_rate") or args.capacity
-        if not capacity:
-            print("alarms80: no capacity measured (run the drain step or give --capacity)")
+        chosen = alarms_capacity(result, args.capacity)
+        if chosen is None:
+            print("alarms80: no capacity measured (run max, steady or drain, or give --capacity)")
             return
+        capacity = chosen.rate
+        print(f"alarms80: 80 % of {capacity:,.0f}/s, the {chosen.basis}", flush=True)
         rate80 = round(0.8 * capacity)
         p99_ms: dict[int, float | None] = {}
         for rate in (ALARMS_BASE_RATE, rate80):
@@ -348,6 +352,8 @@ class Bench:
         high, base = p99_ms[rate80], p99_ms[ALARMS_BASE_RATE]
         result["alarms80"] = {
             "capacity": capacity,
+            "capacity_basis": chosen.basis,
+            "drain_capacity": (result.get("drain") or {}).get("committed_rate"),
             "rate": rate80,
             "offered_rate": self.steps[-1].get("offered_rate"),
             "p99_ms": high,
@@ -518,7 +524,10 @@ def main() -> int:
         help=f"comma-separated, run in this order: {','.join(STEPS)} (default: all)",
     )
     parser.add_argument(
-        "--capacity", type=float, default=0.0, help="alarms80 without the drain step: uplinks/s"
+        "--capacity",
+        type=float,
+        default=0.0,
+        help="alarms80's capacity in uplinks/s instead of the one measured in this run",
     )
     parser.add_argument("--alarm-presses", type=int, default=40, help="presses per alarms80 run")
     parser.add_argument("--failover-rate", type=float, default=1000.0, help="heartbeats/s")

@@ -195,3 +195,55 @@ async def test_a_drain_that_stalls_ends_short_of_what_was_expected() -> None:
 
     drained = await scale.wait_for_count(committed, expected=1000, stall_s=0.3)
     assert drained.count == 20.0
+
+
+def _load_step(label: str, kind: str, offered: float, committed: float) -> dict[str, Any]:
+    return _step(label, kind, offered_rate=offered, committed_rate=committed)
+
+
+def test_alarms80_takes_the_highest_live_rate_that_kept_up_and_else_says_what_it_took() -> None:
+    result = _result(
+        _load_step("max", "max", 5700.0, 3300.0),  # flat out: fell behind
+        _load_step("steady 3000/s", "steady", 3000.0, 2990.0),
+        _load_step("steady 5000/s", "steady", 4970.0, 4770.0),  # 96 %: kept up
+        _load_step("steady 8000/s", "steady", 6000.0, 5500.0),  # 92 %: catch-up tail inflates
+        _step("drain 1 ingest", "drain", ingests=1, committed_rate=9000.0, roles=True),
+    )
+    live = report.alarms_capacity(result)
+    assert live is not None and live.rate == 4770.0
+    assert "steady 5000/s" in live.basis and "highest that kept up" in live.basis
+
+    behind = _result(_load_step("max", "max", 5700.0, 3300.0))
+    fallback = report.alarms_capacity(behind)
+    assert fallback is not None and fallback.rate == 3300.0
+    assert "no max/steady step kept up" in fallback.basis
+
+    all_kept_up = report.alarms_capacity(_result(_load_step("s", "steady", 1000.0, 999.0)))
+    assert all_kept_up is not None and "lower bound" in all_kept_up.basis
+
+    no_live = _result(_step("echo 1000/s", "echo", rate=1000, offered_rate=1000.0))
+    drain = report.alarms_capacity(no_live)
+    assert drain is not None and drain.rate == 5000.0 and "drain capacity" in drain.basis
+    assert report.alarms_capacity(result, given=1234.0) == report.Capacity(1234.0, "--capacity")
+    assert report.alarms_capacity({"steps": []}) is None
+
+
+def test_the_alarms_budget_line_names_its_capacity_beside_the_drain_rate() -> None:
+    result = _result(_load_step("steady 5000/s", "steady", 4970.0, 4770.0))
+    chosen = report.alarms_capacity(result)
+    assert chosen is not None
+    result["alarms80"] = {
+        "capacity": chosen.rate,
+        "capacity_basis": chosen.basis,
+        "drain_capacity": 9357.0,
+        "rate": 3816,
+        "offered_rate": 3810.0,
+        "p99_ms": 300.0,
+        "p99_ms_500": 100.0,
+        "ratio": 3.0,
+    }
+    lines = report.table(result).splitlines()
+    budget = next(line for line in lines if "alarms first" in line)
+    assert "80 % of 4,770/s" in budget and "(≤ 2x: OVER)" in budget
+    basis = lines[lines.index(budget) + 1]
+    assert "live capacity: steady 5000/s" in basis and "drain capacity 9,357/s" in basis
