@@ -16,7 +16,7 @@ import pytest
 
 from alertnet.ingest import mqtt_client
 from alertnet.protocol import UP_SUBSCRIPTION, up_topic
-from tests.support.mosquitto import MosquittoServer
+from tests.support.mosquitto import MosquittoServer, receive
 
 pytestmark = pytest.mark.mosquitto
 
@@ -32,19 +32,6 @@ def _member(mosquitto: MosquittoServer, expiry_s: int) -> aiomqtt.Client:
     return mqtt_client.manual_ack_client(address, login.client_id, shared_session_expiry_s=expiry_s)
 
 
-async def _receive(client: aiomqtt.Client, count: int) -> list[aiomqtt.Message]:
-    received: list[aiomqtt.Message] = []
-
-    async def collect() -> None:
-        async for message in client.messages:
-            received.append(message)
-            if len(received) == count:
-                return
-
-    await asyncio.wait_for(collect(), 10)
-    return received
-
-
 async def _publish(mosquitto: MosquittoServer, payloads: list[bytes]) -> None:
     async with mosquitto.harness_client("publisher") as publisher:
         for payload in payloads:
@@ -57,13 +44,13 @@ async def test_unacked_messages_come_back_while_the_session_lives(
     async with _member(mosquitto, LIVING_SESSION_S) as client:
         await client.subscribe(SHARED, qos=1)
         await _publish(mosquitto, [b"one", b"two", b"three"])
-        first = await _receive(client, 3)
+        first = await receive(client, 3)
         assert [m.payload for m in first] == [b"one", b"two", b"three"]
         assert mqtt_client.ack(client, first[0])
         await client.subscribe(SHARED, qos=1)  # its SUBACK follows the broker's read of the ack
 
     async with _member(mosquitto, LIVING_SESSION_S) as client:  # no new subscription
-        again = await _receive(client, 2)
+        again = await receive(client, 2)
         assert [m.payload for m in again] == [b"two", b"three"]
         for message in again:
             assert mqtt_client.ack(client, message)
@@ -71,7 +58,7 @@ async def test_unacked_messages_come_back_while_the_session_lives(
 
     async with _member(mosquitto, LIVING_SESSION_S) as client:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_receive(client, 1), 1.0)
+            await asyncio.wait_for(receive(client, 1), 1.0)
 
 
 async def test_with_expiry_zero_the_session_ends_with_the_connection(
@@ -80,12 +67,12 @@ async def test_with_expiry_zero_the_session_ends_with_the_connection(
     async with _member(mosquitto, 0) as client:
         await client.subscribe(SHARED, qos=1)
         await _publish(mosquitto, [b"in flight"])
-        assert [m.payload for m in await _receive(client, 1)] == [b"in flight"]  # never acked
+        assert [m.payload for m in await receive(client, 1)] == [b"in flight"]  # never acked
     await _publish(mosquitto, [b"while away"])
 
     async with _member(mosquitto, 0) as client:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_receive(client, 1), 1.0)
+            await asyncio.wait_for(receive(client, 1), 1.0)
         await client.subscribe(SHARED, qos=1)
         await _publish(mosquitto, [b"after subscribing again"])
-        assert [m.payload for m in await _receive(client, 1)] == [b"after subscribing again"]
+        assert [m.payload for m in await receive(client, 1)] == [b"after subscribing again"]

@@ -12,26 +12,13 @@ import pytest
 
 from alertnet.config import Settings
 from alertnet.ingest import mqtt_client
-from tests.support.mosquitto import MosquittoServer
+from tests.support.mosquitto import MosquittoServer, receive
 
 pytestmark = pytest.mark.mosquitto
 
 EUI = "70b3d57ed0001234"
 KEY = bytes(range(16))
 TOPIC = f"alertnet/v1/up/{EUI}"
-
-
-async def _receive(client: aiomqtt.Client, count: int) -> list[aiomqtt.Message]:
-    received: list[aiomqtt.Message] = []
-
-    async def collect() -> None:
-        async for message in client.messages:
-            received.append(message)
-            if len(received) == count:
-                return
-
-    await asyncio.wait_for(collect(), 10)
-    return received
 
 
 async def _publish(mosquitto: MosquittoServer, payloads: list[bytes]) -> None:
@@ -63,13 +50,13 @@ async def test_unacked_messages_are_redelivered_and_acked_ones_are_not(
     await _publish(mosquitto, [b"one", b"two", b"three"])
 
     async with _ingest_client(mosquitto) as client:
-        first = await _receive(client, 3)
+        first = await receive(client, 3)
         assert [m.payload for m in first] == [b"one", b"two", b"three"]
         assert mqtt_client.ack(client, first[0])
         await _broker_has_read_all_sent(client)
 
     async with _ingest_client(mosquitto) as client:
-        again = await _receive(client, 2)
+        again = await receive(client, 2)
         assert [m.payload for m in again] == [b"two", b"three"]
         for message in again:
             assert mqtt_client.ack(client, message)
@@ -77,7 +64,7 @@ async def test_unacked_messages_are_redelivered_and_acked_ones_are_not(
 
     async with _ingest_client(mosquitto) as client:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_receive(client, 1), 1.0)
+            await asyncio.wait_for(receive(client, 1), 1.0)
 
 
 async def test_session_survives_a_broker_restart(mosquitto: MosquittoServer) -> None:
@@ -86,7 +73,7 @@ async def test_session_survives_a_broker_restart(mosquitto: MosquittoServer) -> 
     await _publish(mosquitto, [b"before-restart"])
     await asyncio.to_thread(mosquitto.restart)
     async with _ingest_client(mosquitto) as client:
-        received = await _receive(client, 1)
+        received = await receive(client, 1)
         assert received[0].payload == b"before-restart"
 
 

@@ -16,6 +16,7 @@ topic, for test code that plays several parties at once or publishes junk no dev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import os
@@ -433,3 +434,19 @@ def connack_code(
     except OSError:
         return None
     return reply[3] if reply[0] == 0x20 else None
+
+
+async def receive(
+    client: aiomqtt.Client, count: int, timeout_s: float = 10.0
+) -> list[aiomqtt.Message]:
+    """The next ``count`` messages ``client`` receives; TimeoutError after ``timeout_s``."""
+    received: list[aiomqtt.Message] = []
+
+    async def collect() -> None:
+        async for message in client.messages:
+            received.append(message)
+            if len(received) == count:
+                return
+
+    await asyncio.wait_for(collect(), timeout_s)
+    return received

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
@@ -77,21 +77,7 @@ class DeviceFacts:
 
     def with_window(self, highest: int, seen_signed: int) -> DeviceFacts:
         """The same facts with the window a commit gave the device."""
-        return DeviceFacts(
-            self.id,
-            self.eui,
-            self.key,
-            self.status,
-            self.mahalla_id,
-            self.risk,
-            self.lat,
-            self.lon,
-            self.dc09_key,
-            self.dc09_account,
-            self.revision,
-            highest,
-            seen_signed,
-        )
+        return replace(self, window_highest=highest, window_seen=seen_signed)
 
 
 class DeviceCache:
